@@ -1,0 +1,89 @@
+"""Where shipped and user models live, and how a model name plus precision becomes a file.
+
+A model folder holds ``model.onnx`` (fp32), ``model.fp16.onnx``, ``model.int8.onnx`` and ``card.json``.
+Shipped models are found in the installed package (``edgeemo/_models``) or, in a source checkout, in the
+repository's ``models/``. Extra folders of user models can be listed in ``EDGEEMO_MODEL_PATH`` (os.pathsep).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeemo.errors import ModelError
+
+DEFAULT_MODEL = "mini-xception"
+PRECISION_SUFFIX = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+
+
+def shipped_models_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    installed = here / "_models"
+    if installed.is_dir():
+        return installed
+    checkout = here.parent / "models"
+    if checkout.is_dir():
+        return checkout
+    raise ModelError(f"shipped models not found (looked in {installed} and {checkout})")
+
+
+def asset_path(*parts: str) -> Path:
+    """Path of a shipped asset, e.g. ``asset_path("detectors", "dlib", "mmod_human_face_detector.dat")``."""
+    p = shipped_models_dir().joinpath(*parts)
+    if not p.exists():
+        raise ModelError(f"shipped asset missing: {p}")
+    return p
+
+
+def model_search_path() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("EDGEEMO_MODEL_PATH", "").split(os.pathsep) if p]
+    return [*extra, shipped_models_dir()]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    folder: Path
+    shipped: bool
+
+    def variants(self) -> dict[str, Path]:
+        return {p: self.folder / f for p, f in PRECISION_SUFFIX.items() if (self.folder / f).is_file()}
+
+
+def list_models() -> list[ModelEntry]:
+    """Every model folder (with at least ``model.onnx``) on the search path; earlier folders win."""
+    seen: dict[str, ModelEntry] = {}
+    shipped = shipped_models_dir()
+    for root in model_search_path():
+        if not root.is_dir():
+            continue
+        for d in sorted(root.iterdir()):
+            if d.is_dir() and (d / PRECISION_SUFFIX["fp32"]).is_file() and d.name not in seen:
+                seen[d.name] = ModelEntry(d.name, d, root == shipped)
+    return list(seen.values())
+
+
+def resolve_model(name_or_path: str | os.PathLike[str], precision: str = "fp32") -> Path:
+    """An ``.onnx`` path is used as is; a folder or model name picks the file of ``precision``."""
+    if precision not in PRECISION_SUFFIX:
+        raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_SUFFIX)}")
+    p = Path(name_or_path)
+    if p.suffix == ".onnx":
+        if not p.is_file():
+            raise ModelError(f"{p}: model file not found")
+        return p
+    folder = p if p.is_dir() else None
+    if folder is None:
+        for entry in list_models():
+            if entry.name == str(name_or_path):
+                folder = entry.folder
+                break
+    if folder is None:
+        names = ", ".join(e.name for e in list_models()) or "none"
+        raise ModelError(f"unknown model {str(name_or_path)!r}; available: {names}")
+    f = folder / PRECISION_SUFFIX[precision]
+    if not f.is_file():
+        have = ", ".join(ModelEntry(folder.name, folder, False).variants()) or "none"
+        raise ModelError(f"model {folder.name!r} has no {precision} variant (has: {have})")
+    return f

@@ -1,0 +1,165 @@
+"""The one place that turns device, thread and optimisation options into an onnxruntime session.
+
+Provider priority for ``device="auto"``: TensorRT > CUDA > CPU, limited to what the installed onnxruntime
+build offers. A provider that was asked for but is missing is reported once through ``logging`` and either
+falls back to the next one or, with ``strict=True``, raises :class:`DeviceError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from edgeemo.errors import DeviceError, ModelError
+
+log = logging.getLogger(__name__)
+
+Device = Literal["auto", "cpu", "cuda", "tensorrt"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
+GRAPH_OPT_LEVELS: tuple[str, ...] = ("disable", "basic", "extended", "all")
+
+_PROVIDER = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+_CHAIN = {
+    "auto": ("tensorrt", "cuda", "cpu"),
+    "tensorrt": ("tensorrt", "cuda", "cpu"),
+    "cuda": ("cuda", "cpu"),
+    "cpu": ("cpu",),
+}
+_warned: set[tuple[str, str]] = set()
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How to run a model: device, strictness, threads, graph optimisation, TensorRT settings."""
+
+    device: Device = "auto"
+    strict_device: bool = False
+    intra_op_threads: int | None = None  # None: onnxruntime's default (one per physical core)
+    inter_op_threads: int | None = None
+    graph_optimization: str = "all"
+    trt_fp16: bool = True
+    trt_int8: bool = False
+    trt_cache_dir: str | None = None
+    cuda_device_id: int = 0
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def resolve_providers(options: SessionOptions, available: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """Return the provider list (name, provider options) to hand to onnxruntime.
+
+    Pure function of ``options`` and ``available`` so the selection logic is testable without a GPU.
+    """
+    if options.device not in _CHAIN:
+        raise DeviceError(f"unknown device {options.device!r}; choose one of {', '.join(DEVICES)}")
+    avail = available_providers() if available is None else available
+    chain = _CHAIN[options.device]
+    wanted = chain[0]
+    chosen: list[tuple[str, dict[str, Any]]] = []
+    for dev in chain:
+        name = _PROVIDER[dev]
+        if name not in avail:
+            if options.device != "auto" and dev == wanted:
+                msg = (
+                    f"device {options.device!r} asked for {name}, which this onnxruntime build lacks "
+                    f"(available: {', '.join(avail) or 'none'})"
+                )
+                if options.strict_device:
+                    raise DeviceError(msg + "; install 'edgeemo[gpu]' on a machine with CUDA")
+                key = (options.device, name)
+                if key not in _warned:
+                    _warned.add(key)
+                    log.warning("%s; falling back", msg)
+            continue
+        chosen.append((name, _provider_options(dev, options)))
+    if not chosen:
+        raise DeviceError(f"no usable onnxruntime provider among {avail}")
+    return chosen
+
+
+def _provider_options(dev: str, options: SessionOptions) -> dict[str, Any]:
+    if dev == "tensorrt":
+        o: dict[str, Any] = {
+            "device_id": options.cuda_device_id,
+            "trt_fp16_enable": options.trt_fp16,
+            "trt_int8_enable": options.trt_int8,
+        }
+        if options.trt_cache_dir:
+            o["trt_engine_cache_enable"] = True
+            o["trt_engine_cache_path"] = options.trt_cache_dir
+        return o
+    if dev == "cuda":
+        return {"device_id": options.cuda_device_id}
+    return {}
+
+
+def make_session_options(options: SessionOptions) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    levels = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    if options.graph_optimization not in levels:
+        raise DeviceError(
+            f"unknown graph optimisation level {options.graph_optimization!r}; "
+            f"choose one of {', '.join(GRAPH_OPT_LEVELS)}"
+        )
+    so.graph_optimization_level = levels[options.graph_optimization]
+    if options.intra_op_threads is not None:
+        so.intra_op_num_threads = int(options.intra_op_threads)
+    if options.inter_op_threads is not None:
+        so.inter_op_num_threads = int(options.inter_op_threads)
+    so.log_severity_level = 3
+    return so
+
+
+def create_session(path: str | os.PathLike[str] | bytes, options: SessionOptions | None = None) -> Any:
+    """Open an ONNX model (path or serialized bytes) with the resolved providers.
+
+    Any failure to parse or initialise the model becomes a :class:`ModelError` naming the file.
+    """
+    import onnxruntime as ort
+
+    options = options or SessionOptions()
+    origin = "<bytes>" if isinstance(path, bytes) else str(path)
+    if not isinstance(path, bytes):
+        p = Path(path)
+        if not p.is_file():
+            raise ModelError(f"{p}: model file not found")
+        if p.stat().st_size == 0:
+            raise ModelError(f"{p}: model file is empty")
+    providers = resolve_providers(options)
+    try:
+        sess = ort.InferenceSession(
+            path if isinstance(path, bytes) else str(path),
+            sess_options=make_session_options(options),
+            providers=[n for n, _ in providers],
+            provider_options=[o for _, o in providers],
+        )
+    except Exception as exc:  # onnxruntime raises several unrelated types for bad files
+        raise ModelError(f"{origin}: cannot load ONNX model ({_first_line(exc)})") from exc
+    used = sess.get_providers()
+    if options.device != "auto" and options.strict_device and _PROVIDER[_CHAIN[options.device][0]] not in used:
+        raise DeviceError(f"{origin}: {options.device} was required but the session runs on {used}")
+    log.debug("%s: session on %s", origin, used)
+    return sess
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
