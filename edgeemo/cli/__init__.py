@@ -1,0 +1,10 @@
+"""Command-line interface. Each command lives in its own module and registers itself on :data:`app`."""
+
+from __future__ import annotations
+
+from edgeemo.cli.app import app, main
+
+# Command modules (imported for their registration side effect).
+from edgeemo.cli import models_cmd  # noqa: F401  isort: skip
+
+__all__ = ["app", "main"]

@@ -1,0 +1,123 @@
+"""The detector interface and the one registry of detectors.
+
+A detector takes a BGR uint8 frame and returns :class:`~edgeemo.results.Face` objects in frame pixels.
+Built-in detectors register themselves in :mod:`edgeemo.detectors`; third-party packages add theirs through
+the entry-point group ``edgeemo.detectors`` (``name = "package.module:factory"``), where the factory is
+called with the detector's keyword options and returns an object following :class:`Detector`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from edgeemo.errors import InputError, MissingDependencyError
+from edgeemo.results import Face
+
+log = logging.getLogger(__name__)
+ENTRY_POINT_GROUP = "edgeemo.detectors"
+
+
+@runtime_checkable
+class Detector(Protocol):
+    name: str
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        """Faces in a BGR uint8 frame, boxes in that frame's pixels, best first."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    """What ``edgeemo detectors`` shows about one registered detector."""
+
+    name: str
+    description: str
+    extra: str | None  # pip extra that provides its dependencies, None when core
+    available: bool
+    reason: str = ""  # why it is unavailable
+
+
+@dataclass(frozen=True)
+class _Entry:
+    factory: Callable[..., Detector]
+    description: str
+    extra: str | None
+    requires: tuple[str, ...]  # importable modules the detector needs
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_entry_points_loaded = False
+
+
+def register(
+    name: str,
+    factory: Callable[..., Detector],
+    description: str,
+    extra: str | None = None,
+    requires: tuple[str, ...] = (),
+) -> None:
+    """Add a detector to the registry; the factory is called only when the detector is created."""
+    _REGISTRY[name] = _Entry(factory, description, extra, requires)
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _REGISTRY:
+            continue
+        register(ep.name, _lazy_entry_point(ep.value), f"third-party detector ({ep.value})")
+
+
+def _lazy_entry_point(value: str) -> Callable[..., Detector]:
+    def factory(**options: Any) -> Detector:
+        module, _, attr = value.partition(":")
+        return getattr(importlib.import_module(module), attr)(**options)
+
+    return factory
+
+
+def _missing(requires: tuple[str, ...]) -> str:
+    for mod in requires:
+        try:
+            importlib.import_module(mod)
+        except ImportError as exc:
+            return f"cannot import {mod} ({exc})"
+    return ""
+
+
+def list_detectors() -> list[DetectorInfo]:
+    _load_entry_points()
+    infos = []
+    for name, e in _REGISTRY.items():
+        reason = _missing(e.requires)
+        infos.append(DetectorInfo(name, e.description, e.extra, not reason, reason))
+    return infos
+
+
+def detector_names() -> list[str]:
+    _load_entry_points()
+    return list(_REGISTRY)
+
+
+def create_detector(name: str, **options: Any) -> Detector:
+    """Build a registered detector; a missing optional dependency names the pip extra to install."""
+    _load_entry_points()
+    if name not in _REGISTRY:
+        raise InputError(f"unknown detector {name!r}; available: {', '.join(_REGISTRY)}")
+    e = _REGISTRY[name]
+    reason = _missing(e.requires)
+    if reason:
+        raise MissingDependencyError(f"detector {name!r}", e.extra or "cpu", reason)
+    return e.factory(**options)
