@@ -1,0 +1,77 @@
+"""Provider selection is pure logic: tested here for every device without needing a GPU."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from edgeemo.errors import DeviceError, ModelError
+from edgeemo.session import SessionOptions, create_session, resolve_providers
+
+CPU_ONLY = ["CPUExecutionProvider"]
+JETSON = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+CUDA_ONLY = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def names(chosen: list[tuple[str, dict]]) -> list[str]:
+    return [n for n, _ in chosen]
+
+
+def test_auto_prefers_tensorrt_then_cuda_then_cpu() -> None:
+    assert names(resolve_providers(SessionOptions(device="auto"), JETSON)) == JETSON
+    assert names(resolve_providers(SessionOptions(device="auto"), CUDA_ONLY)) == CUDA_ONLY
+    assert names(resolve_providers(SessionOptions(device="auto"), CPU_ONLY)) == CPU_ONLY
+
+
+def test_cpu_never_picks_gpu_providers() -> None:
+    assert names(resolve_providers(SessionOptions(device="cpu"), JETSON)) == CPU_ONLY
+
+
+def test_cuda_skips_tensorrt() -> None:
+    assert names(resolve_providers(SessionOptions(device="cuda"), JETSON)) == CUDA_ONLY
+
+
+def test_missing_provider_falls_back_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="edgeemo.session")
+    opts = SessionOptions(device="tensorrt", trt_cache_dir="/tmp/x")
+    assert names(resolve_providers(opts, CPU_ONLY)) == CPU_ONLY
+    assert names(resolve_providers(opts, CPU_ONLY)) == CPU_ONLY
+    warnings = [r for r in caplog.records if "TensorrtExecutionProvider" in r.getMessage()]
+    assert len(warnings) <= 1  # said once per process (an earlier test may have said it already)
+
+
+def test_strict_device_refuses_missing_provider() -> None:
+    with pytest.raises(DeviceError, match="CUDAExecutionProvider"):
+        resolve_providers(SessionOptions(device="cuda", strict_device=True), CPU_ONLY)
+
+
+def test_tensorrt_options_carry_precision_and_cache() -> None:
+    opts = SessionOptions(device="tensorrt", trt_fp16=True, trt_int8=True, trt_cache_dir="/cache")
+    (trt, trt_opts), *_ = resolve_providers(opts, JETSON)
+    assert trt == "TensorrtExecutionProvider"
+    assert trt_opts["trt_fp16_enable"] and trt_opts["trt_int8_enable"]
+    assert trt_opts["trt_engine_cache_enable"] and trt_opts["trt_engine_cache_path"] == "/cache"
+
+
+def test_unknown_device_is_an_error() -> None:
+    with pytest.raises(DeviceError, match="unknown device"):
+        resolve_providers(SessionOptions(device="tpu"), CPU_ONLY)  # type: ignore[arg-type]
+
+
+def test_real_session_on_this_machine_uses_cpu() -> None:
+    import edgeemo
+
+    model = edgeemo.load_model("mini-xception", session_options=SessionOptions(device="auto", intra_op_threads=1))
+    assert model.providers[-1] == "CPUExecutionProvider"
+    out = model.run([np.full((48, 48), 128, np.uint8)])
+    assert out.probabilities is not None and out.probabilities.shape == (1, len(model.classes))
+
+
+@pytest.mark.parametrize("content", [b"", b"not an onnx model at all"])
+def test_corrupt_model_file_is_a_model_error(tmp_path, content: bytes) -> None:
+    p = tmp_path / "broken.onnx"
+    p.write_bytes(content)
+    with pytest.raises(ModelError, match=r"broken\.onnx"):
+        create_session(p)
