@@ -1,6 +1,14 @@
-"""Face detectors: one module each, one registry (:mod:`edgeemo.detectors.base`)."""
+"""Face detectors: one module each, one registry (:mod:`edgeemo.detectors.base`).
+
+Built-in detectors are registered here by a lazy factory, so that importing :mod:`edgeemo.detectors` never
+imports dlib, mediapipe or onnxruntime; a detector's module is imported when the detector is created.
+"""
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
 
 from edgeemo.detectors.base import (
     Detector,
@@ -12,6 +20,22 @@ from edgeemo.detectors.base import (
 )
 
 DEFAULT_DETECTOR = "blazeface"
+
+
+def _lazy(module: str, cls: str) -> Callable[..., Detector]:
+    def factory(**options: Any) -> Detector:
+        return getattr(importlib.import_module(f"edgeemo.detectors.{module}"), cls)(**options)
+
+    return factory
+
+
+register(
+    "dlib-hog",
+    _lazy("dlib_hog", "DlibHogDetector"),
+    "dlib HOG + SVM, frontal faces >= ~80 px (upsample=1: >= ~40 px); CPU",
+    extra="dlib",
+    requires=("dlib",),
+)
 
 __all__ = [
     "DEFAULT_DETECTOR",
