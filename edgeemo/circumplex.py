@@ -1,0 +1,147 @@
+"""Circumplex trajectory plot for video: valence (x) against arousal (y) over time, one panel per track.
+
+Input rows are ``(timestamp, track_id, valence, arousal, va_source)``. Each track's points are joined in time
+order and coloured by time; start and end are marked. A panel shows one source only: model values on the
+thesis's +-4.5 axes, derived estimates on the centroid scale +-1 (:data:`edgeemo.va.AXIS_LIMIT`); a track with
+both gets one panel for each. The class centroids of :mod:`edgeemo.va` are drawn for reference: on derived
+panels at their true place, on model panels stretched to the +-4.5 axes and labelled as orientation only, since
+the regression heads have no published scale to compare with.
+
+matplotlib is imported lazily (the "plot" extra) and only through its object API, never pyplot, so plotting
+from a worker thread leaves no global state behind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from edgeemo.errors import InputError, MissingDependencyError
+from edgeemo.va import AXIS_LIMIT, CENTROIDS, axis_limit, centroid_table
+
+Row = tuple[float | None, int | None, float | None, float | None, str | None]
+
+_COLUMNS = 3
+
+
+def plot_circumplex(
+    rows: Iterable[Row],
+    out_path: str | os.PathLike[str],
+    classes: Sequence[str] | None = None,
+    title: str = "Valence-arousal trajectory",
+) -> Path:
+    """Write the circumplex plot of ``rows`` to ``out_path`` (PNG) and return the path.
+
+    ``classes`` picks the reference centroids (default: every category :mod:`edgeemo.va` knows). Rows whose
+    valence, arousal or source is missing (faces without a VA estimate) are skipped; if none is left the plot
+    cannot say anything and :class:`InputError` is raised.
+    """
+    figure_cls, canvas_cls = _matplotlib()
+    groups, timed = _group(rows)
+    if not groups:
+        raise InputError(f"{out_path}: no rows with valence, arousal and va_source to plot")
+    names = list(classes) if classes is not None else sorted(CENTROIDS)
+    table = centroid_table(names)
+
+    n = len(groups)
+    cols = min(n, _COLUMNS)
+    nrows = math.ceil(n / cols)
+    fig = figure_cls(figsize=(4.6 * cols, 4.4 * nrows), dpi=110, layout="constrained")
+    canvas_cls(fig)
+    fig.suptitle(title)
+    axes = fig.subplots(nrows, cols, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    t_all = [t for pts in groups.values() for t, _, _ in pts]
+    t_min, t_max = min(t_all), max(t_all)
+    mappable = None
+    for ax, ((track, source), pts) in zip(axes.flat, groups.items()):
+        mappable = _panel(ax, track, source, pts, names, table, (t_min, t_max))
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes[:, -1].tolist(), label="time (s)" if timed else "row order", shrink=0.9)
+
+    out = Path(out_path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, format="png")
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write the circumplex plot ({exc})") from exc
+    return out
+
+
+def _matplotlib() -> tuple[Any, Any]:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise MissingDependencyError("the circumplex plot", "plot", str(exc)) from exc
+    return Figure, FigureCanvasAgg
+
+
+def _group(rows: Iterable[Row]) -> tuple[dict[tuple[int | None, str], list[tuple[float, float, float]]], bool]:
+    """(track, source) -> time-sorted (t, valence, arousal), and whether every row had a timestamp.
+
+    A row without a timestamp is placed by its position in ``rows``.
+    """
+    groups: dict[tuple[int | None, str], list[tuple[float, float, float]]] = {}
+    timed = True
+    for k, row in enumerate(rows):
+        try:
+            t, track, v, a, source = row
+        except (TypeError, ValueError):
+            raise InputError(
+                f"circumplex row {k}: expected (timestamp, track_id, valence, arousal, va_source), got {row!r}"
+            ) from None
+        if v is None or a is None or source is None or not (math.isfinite(v) and math.isfinite(a)):
+            continue
+        axis_limit(source)  # refuses an unknown source by name
+        timed = timed and t is not None
+        groups.setdefault((track, source), []).append((float(k) if t is None else float(t), float(v), float(a)))
+    for pts in groups.values():
+        pts.sort(key=lambda p: p[0])
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or 0, kv[0][1]))), timed
+
+
+def _panel(
+    ax: Any,
+    track: int | None,
+    source: str,
+    pts: list[tuple[float, float, float]],
+    names: list[str],
+    table: Any,
+    t_range: tuple[float, float],
+) -> Any:
+    limit = AXIS_LIMIT[source]
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(-limit, limit)
+    ax.set_aspect("equal")
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.axvline(0, color="0.6", lw=0.8)
+    ax.grid(True, color="0.92", lw=0.6)
+    ax.set_xlabel("Valence (-unpleasant / +pleasant)")
+    ax.set_ylabel("Arousal (-calm / +tense)")
+    name = "untracked" if track is None else f"track {track}"
+    scale = "model heads, axes +-4.5" if source == "model" else "derived estimate, axes +-1"
+    ax.set_title(f"{name} ({scale})", fontsize=9)
+
+    # Reference centroids: true place on the derived scale, stretched to the axes on the model scale.
+    stretch = limit / AXIS_LIMIT["derived"]
+    label = "class centroids" if source == "derived" else "class centroids (x4.5, orientation only)"
+    ax.scatter(table[:, 0] * stretch, table[:, 1] * stretch, marker="D", s=22, color="0.55", zorder=2, label=label)
+    for cname, (cv, ca) in zip(names, table):
+        ax.annotate(
+            cname, (cv * stretch, ca * stretch), fontsize=7, color="0.4", xytext=(3, 3), textcoords="offset points"
+        )
+
+    t = [p[0] for p in pts]
+    v = [max(-limit, min(limit, p[1])) for p in pts]  # points off the axes are pinned to the border
+    a = [max(-limit, min(limit, p[2])) for p in pts]
+    ax.plot(v, a, color="0.35", lw=0.8, alpha=0.6, zorder=3)
+    sc = ax.scatter(v, a, c=t, cmap="viridis", vmin=t_range[0], vmax=max(t_range[1], t_range[0] + 1e-9), s=16, zorder=4)
+    ax.scatter([v[0]], [a[0]], marker="o", s=70, facecolors="none", edgecolors="black", zorder=5, label="start")
+    ax.scatter([v[-1]], [a[-1]], marker="s", s=70, facecolors="none", edgecolors="black", zorder=5, label="end")
+    ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
+    return sc
