@@ -84,11 +84,11 @@ def panel_layout(width: int, height: int, box: Box) -> PanelLayout:
         raise InputError(f"cannot draw valence/arousal bars on an empty {width}x{height} image")
     if not all(math.isfinite(v) for v in (box.x1, box.y1, box.x2, box.y2)):
         raise InputError(f"cannot place valence/arousal bars beside a non-finite face box {box}")
-    unit = max(0.5, min(width, height) / _REFERENCE_SIDE)
+    unit = max(0.8, min(width, height) / _REFERENCE_SIDE)  # below 0.8 the text is unreadable
     m = _metrics(unit)
     bar = round(min(max(1.2 * box.height, 70 * unit), 130 * unit))
     label_w = cv2.getTextSize("+4.5", _FONT, m.font * 0.85, m.thick)[0][0]
-    value_w = cv2.getTextSize("> +0.00", _FONT, m.font, m.thick)[0][0]
+    value_w = cv2.getTextSize("> +00.00", _FONT, m.font, m.thick)[0][0]
     panel_w = 2 * m.pad + max(m.text_w, 2 * label_w + bar + 2 * m.pad + value_w)
     panel_h = 2 * m.pad + 5 * m.line + m.bar_thick + bar
     gap = max(2, round(4 * unit))

@@ -1,0 +1,118 @@
+"""VA bars on real images: drawn beside the face, scaled with the image, labelled by source, safe at the edges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeemo.errors import InputError, ModelError
+from edgeemo.results import Box
+from edgeemo.va_display import draw_va_bars, panel_layout
+
+FACE = Box(179, 83, 267, 171)  # dlib-hog's box for the astronaut's face (512x512)
+
+GREEN = (60, 200, 60)
+RED = (60, 60, 230)
+
+
+def changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    return np.any(before != after, axis=2)
+
+
+def extent(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def has_colour(img: np.ndarray, bgr: tuple[int, int, int]) -> bool:
+    return bool(np.any(np.all(img == np.array(bgr, dtype=np.uint8), axis=2)))
+
+
+def test_bars_are_drawn_beside_the_face_and_leave_it_untouched(astronaut_bgr: np.ndarray) -> None:
+    img = astronaut_bgr.copy()
+    draw_va_bars(img, FACE, 1.3, -0.7, "model")
+    diff = changed(astronaut_bgr, img)
+    lay = panel_layout(512, 512, FACE)
+    assert diff.sum() > 0.5 * lay.width * lay.height  # the panel is darkened as a whole
+    assert extent(diff) == (lay.x1, lay.y1, lay.x2, lay.y2)
+    assert lay.x1 >= FACE.x2 and lay.y1 == FACE.y1  # right of the face, level with its top
+    assert not diff[83:171, 179:267].any()
+    assert has_colour(img, GREEN)  # positive valence fill
+    assert not has_colour(img, RED)
+
+
+def test_fill_direction_follows_the_sign(astronaut_bgr: np.ndarray) -> None:
+    lay = panel_layout(512, 512, FACE)
+    pos, neg = astronaut_bgr.copy(), astronaut_bgr.copy()
+    draw_va_bars(pos, FACE, 4.5, 0.0, "model")
+    draw_va_bars(neg, FACE, -4.5, 0.0, "model")
+    green = np.nonzero(np.all(pos == np.array(GREEN, np.uint8), axis=2))[1]
+    red = np.nonzero(np.all(neg == np.array(RED, np.uint8), axis=2))[1]
+    mid = (green.min() + red.max()) / 2  # the zero line lies between the two fills
+    assert green.min() >= mid - 1 and red.max() <= mid + 1
+    assert green.max() - green.min() >= 0.45 * lay.bar and red.max() - red.min() >= 0.45 * lay.bar
+
+
+def test_the_panel_says_model_or_derived(astronaut_bgr: np.ndarray) -> None:
+    model, derived = astronaut_bgr.copy(), astronaut_bgr.copy()
+    # Same fraction of the axis (0.5 of +-4.5 and of +-1): bars identical, header and labels differ.
+    draw_va_bars(model, FACE, 2.25, 2.25, "model")
+    draw_va_bars(derived, FACE, 0.5, 0.5, "derived")
+    assert changed(model, derived).any()
+    lay = panel_layout(512, 512, FACE)
+    header = slice(lay.y1, lay.y1 + (lay.height // 10))
+    assert changed(model[header], derived[header]).any()
+
+
+def test_panel_scales_with_the_image(astronaut_bgr: np.ndarray) -> None:
+    small = panel_layout(512, 512, FACE)
+    big = panel_layout(2048, 2048, Box(FACE.x1 * 4, FACE.y1 * 4, FACE.x2 * 4, FACE.y2 * 4))
+    assert big.width == pytest.approx(4 * small.width, rel=0.15)
+    assert big.height == pytest.approx(4 * small.height, rel=0.15)
+    img = np.zeros((2048, 2048, 3), np.uint8)
+    draw_va_bars(img, Box(716, 332, 1068, 684), -0.3, 0.8, "derived")
+    assert img.any()
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        Box(440, 200, 511, 280),  # right edge: no room on the right
+        Box(0, 0, 90, 90),  # top-left corner
+        Box(200, 440, 290, 512),  # bottom edge
+        Box(-40, -30, 60, 70),  # partly outside the image
+        Box(0, 0, 512, 512),  # fills the image
+    ],
+    ids=["right-edge", "corner", "bottom", "outside", "full-frame"],
+)
+def test_faces_at_the_edge_do_not_crash_and_stay_in_view(astronaut_bgr: np.ndarray, box: Box) -> None:
+    img = astronaut_bgr.copy()
+    draw_va_bars(img, box, -2.0, 3.0, "model")
+    lay = panel_layout(512, 512, box)
+    assert lay.x1 >= 0 and lay.x2 <= 512 and lay.y1 >= 0 and lay.y2 <= 512
+    assert changed(astronaut_bgr, img).any()
+
+
+def test_right_edge_face_gets_the_panel_on_its_left() -> None:
+    box = Box(440, 200, 511, 280)
+    lay = panel_layout(512, 512, box)
+    assert lay.x2 <= box.x1
+
+
+def test_tiny_images_and_odd_values_do_not_crash() -> None:
+    tiny = np.full((30, 40, 3), 128, np.uint8)
+    draw_va_bars(tiny, Box(5, 5, 25, 25), 0.4, -0.2, "derived")
+    img = np.zeros((300, 400, 3), np.uint8)
+    draw_va_bars(img, Box(10, 10, 60, 60), float("nan"), float("inf"), "model")
+    draw_va_bars(img, Box(10, 150, 60, 200), 99.0, -99.0, "model")  # far beyond the axis: bars pinned
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(InputError, match="BGR uint8"):
+        draw_va_bars(np.zeros((50, 50), np.uint8), FACE, 0, 0, "model")
+    with pytest.raises(InputError, match="BGR uint8"):
+        draw_va_bars(np.zeros((50, 50, 3), np.float32), FACE, 0, 0, "model")
+    with pytest.raises(InputError, match="non-finite"):
+        draw_va_bars(np.zeros((50, 50, 3), np.uint8), Box(float("nan"), 0, 10, 10), 0, 0, "model")
+    with pytest.raises(ModelError, match="unknown va_source"):
+        draw_va_bars(np.zeros((50, 50, 3), np.uint8), Box(0, 0, 10, 10), 0, 0, "guess")
