@@ -12,6 +12,8 @@ except ImportError as _exc:  # pragma: no cover - exercised in a subprocess test
         "pip install 'edgeemo[cpu]' (onnxruntime) or pip install 'edgeemo[gpu]' (onnxruntime-gpu, CUDA/TensorRT)"
     ) from _exc
 
+from edgeemo.annotate import annotate
+from edgeemo.detectors import create_detector, list_detectors
 from edgeemo.errors import (
     DecodeError,
     DeviceError,
@@ -20,22 +22,35 @@ from edgeemo.errors import (
     MissingDependencyError,
     ModelError,
 )
+from edgeemo.io.images import read_image
 from edgeemo.model import EmotionModel
+from edgeemo.pipeline import Pipeline
+from edgeemo.results import Box, Face, FaceResult, FrameResult, Prediction
 from edgeemo.session import SessionOptions
 from edgeemo.spec import ModelSpec
 
 load_model = EmotionModel.load
 
 __all__ = [
+    "Box",
     "DecodeError",
     "DeviceError",
     "EdgeemoError",
     "EmotionModel",
+    "Face",
+    "FaceResult",
+    "FrameResult",
     "InputError",
     "MissingDependencyError",
     "ModelError",
     "ModelSpec",
+    "Pipeline",
+    "Prediction",
     "SessionOptions",
     "__version__",
+    "annotate",
+    "create_detector",
+    "list_detectors",
     "load_model",
+    "read_image",
 ]

@@ -103,7 +103,11 @@ class FaceResult:
 
 @dataclass(frozen=True, slots=True)
 class FrameResult:
-    """All faces of one frame (or image). ``timestamp`` is seconds from the start of a video, else None."""
+    """All faces of one frame (or image). ``timestamp`` is seconds from the start of a video, else None.
+
+    ``skipped`` holds detections that could not be cropped (degenerate boxes), each with the reason; they are
+    reported rather than dropped silently, and never shift the results of the other faces.
+    """
 
     faces: tuple[FaceResult, ...]
     width: int
@@ -111,6 +115,7 @@ class FrameResult:
     index: int = 0
     timestamp: float | None = None
     source: str | None = None
+    skipped: tuple[tuple[Face, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -122,4 +127,6 @@ class FrameResult:
         }
         if self.source is not None:
             d["source"] = self.source
+        if self.skipped:
+            d["skipped"] = [{**face.to_dict(), "reason": reason} for face, reason in self.skipped]
         return d

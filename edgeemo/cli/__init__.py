@@ -6,5 +6,7 @@ from edgeemo.cli.app import app, main
 
 # Command modules (imported for their registration side effect).
 from edgeemo.cli import models_cmd  # noqa: F401  isort: skip
+from edgeemo.cli import image_cmd  # noqa: F401  isort: skip
+from edgeemo.cli import classify_cmd  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]

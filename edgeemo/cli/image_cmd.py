@@ -1,0 +1,143 @@
+"""`edgeemo image PATH...`: detect and classify the faces of images; annotated copies and per-image JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeemo.annotate import annotate
+from edgeemo.cli.app import app
+from edgeemo.cli.options import (
+    DEFAULTS,
+    DeriveVaOpt,
+    DetectorOpt,
+    DetectorOptionOpt,
+    DeviceOpt,
+    GraphOptOpt,
+    MarginOpt,
+    MarginRatioOpt,
+    MaxPixelsOpt,
+    ModelOpt,
+    PrecisionOpt,
+    StrictDeviceOpt,
+    ThreadsOpt,
+    TrtCacheOpt,
+    VaOpt,
+    pipeline_kwargs,
+    quiet_opencv,
+)
+from edgeemo.errors import InputError
+from edgeemo.io.images import list_images, read_image
+from edgeemo.io.sinks import write_image_atomic, write_json_atomic
+from edgeemo.pipeline import Pipeline
+from edgeemo.results import FrameResult
+
+_WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given (decoded by content whatever their name); folders give their image files, naturally sorted."""
+    out: list[Path] = []
+    for p in paths:
+        out.extend(list_images(p) if p.is_dir() else [p])
+    return out
+
+
+def output_names(inputs: list[Path]) -> list[str]:
+    """One distinct output stem per input (``photo``, ``photo-2`` when two inputs share a name)."""
+    used: set[str] = set()
+    names = []
+    for p in inputs:
+        stem, k = p.stem, 1
+        while (stem if k == 1 else f"{stem}-{k}") in used:
+            k += 1
+        name = stem if k == 1 else f"{stem}-{k}"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def summary_line(path: Path, result: FrameResult, decode_ms: float, detect_ms: float, classify_ms: float) -> str:
+    labels = ", ".join(f"{f.prediction.label} {f.prediction.confidence:.2f}" for f in result.faces)
+    n = len(result.faces)
+    skipped = f", {len(result.skipped)} skipped" if result.skipped else ""
+    return (
+        f"{path}: {result.width}x{result.height}, {n} face{'s' if n != 1 else ''}{skipped}"
+        f"{': ' + labels if labels else ''} | decode {decode_ms:.1f} ms, detect {detect_ms:.1f} ms, "
+        f"classify {classify_ms:.1f} ms"
+    )
+
+
+@app.command("image")
+def image_command(
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders of images.", show_default=False)],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", file_okay=False, help="Write annotated images (and JSON) here.")
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Per-image JSON: <name>.json in --out, else JSON lines on stdout.")
+    ] = False,
+    model: ModelOpt = DEFAULTS["model"],
+    precision: PrecisionOpt = DEFAULTS["precision"],
+    device: DeviceOpt = DEFAULTS["device"],
+    strict_device: StrictDeviceOpt = False,
+    threads: ThreadsOpt = None,
+    graph_opt: GraphOptOpt = DEFAULTS["graph_opt"],
+    trt_cache: TrtCacheOpt = None,
+    va: VaOpt = None,
+    derive_va: DeriveVaOpt = True,
+    detector: DetectorOpt = DEFAULTS["detector"],
+    detector_option: DetectorOptionOpt = None,
+    margin: MarginOpt = DEFAULTS["margin"],
+    margin_ratio: MarginRatioOpt = None,
+    max_pixels: MaxPixelsOpt = DEFAULTS["max_pixels"],
+) -> None:
+    """Detect and classify faces in images. A bad file gets a one-line error and the rest go on; the exit code
+    is 2 when any input failed (an image without faces is not a failure)."""
+    quiet_opencv()
+    inputs = expand_inputs(paths)
+    if not inputs:
+        raise InputError(f"no image files in {', '.join(map(str, paths))}")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        clash = [p for p in inputs if p.resolve().parent == out.resolve()]
+        if clash:
+            raise InputError(f"--out {out} is the folder of input {clash[0]}; choose another folder")
+    kwargs = pipeline_kwargs(
+        model=model, precision=precision, device=device, strict_device=strict_device, threads=threads,
+        graph_opt=graph_opt, trt_cache=trt_cache, detector=detector, detector_option=detector_option,
+        margin=margin, margin_ratio=margin_ratio, va=va, derive_va=derive_va,
+    )  # fmt: skip
+    failed = 0
+    with Pipeline(**kwargs) as pipe:
+        for path, name in zip(inputs, output_names(inputs)):
+            try:
+                t0 = time.perf_counter()
+                image = read_image(path, max_pixels=max_pixels)
+                t1 = time.perf_counter()
+                faces = pipe.detect(image)
+                t2 = time.perf_counter()
+                result = pipe.classify_faces(image, faces, source=str(path))
+                t3 = time.perf_counter()
+                if out is not None:
+                    suffix = path.suffix.lower() if path.suffix.lower() in _WRITABLE else ".png"
+                    write_image_atomic(out / f"{name}{suffix}", annotate(image, result))
+                    if json_out:
+                        write_json_atomic(out / f"{name}.json", result.to_dict())
+            except InputError as exc:  # DecodeError included: report, go on with the next input
+                failed += 1
+                typer.echo(f"edgeemo: error: {exc}", err=True)
+                continue
+            line = summary_line(path, result, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+            if json_out and out is None:
+                typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+                typer.echo(line, err=True)
+            else:
+                typer.echo(line)
+    if failed:
+        typer.echo(f"edgeemo: {failed} of {len(inputs)} inputs failed", err=True)
+        raise typer.Exit(code=InputError.exit_code)

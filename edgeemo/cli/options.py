@@ -1,0 +1,204 @@
+"""Options shared by every command, declared once with ``Annotated`` so that names, help and checks agree.
+
+:func:`session_options` is the one place where CLI options become :class:`~edgeemo.session.SessionOptions`;
+:func:`pipeline_kwargs` the one place where they become :class:`~edgeemo.pipeline.Pipeline` arguments.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from edgeemo.assets import DEFAULT_MODEL
+from edgeemo.crops import DEFAULT_MARGIN
+from edgeemo.detectors import DEFAULT_DETECTOR
+from edgeemo.errors import InputError
+from edgeemo.io.images import DEFAULT_MAX_PIXELS
+from edgeemo.session import SessionOptions
+
+_RUNTIME = "Runtime"
+_FACES = "Faces"
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", help="Model name (see `edgeemo models`), model folder or .onnx file.", rich_help_panel=_RUNTIME
+    ),
+]
+PrecisionOpt = Annotated[
+    Literal["fp32", "fp16", "int8"],
+    typer.Option("--precision", help="Which exported file of the model to run.", rich_help_panel=_RUNTIME),
+]
+DeviceOpt = Annotated[
+    Literal["auto", "cpu", "cuda", "tensorrt"],
+    typer.Option(
+        "--device", help="Execution provider; auto picks TensorRT > CUDA > CPU as available.", rich_help_panel=_RUNTIME
+    ),
+]
+StrictDeviceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict-device",
+        help="Fail when the requested device is unavailable instead of falling back.",
+        rich_help_panel=_RUNTIME,
+    ),
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="onnxruntime intra-op threads (default: one per physical core).",
+        rich_help_panel=_RUNTIME,
+    ),
+]
+GraphOptOpt = Annotated[
+    Literal["disable", "basic", "extended", "all"],
+    typer.Option("--graph-opt", help="onnxruntime graph optimisation level.", rich_help_panel=_RUNTIME),
+]
+TrtCacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--trt-cache",
+        file_okay=False,
+        help="Folder for cached TensorRT engines (TensorRT only).",
+        rich_help_panel=_RUNTIME,
+    ),
+]
+VaOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--va",
+        help="Separate valence/arousal ONNX model (repeat for each), run on the same crops.",
+        rich_help_panel=_RUNTIME,
+    ),
+]
+DeriveVaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--derive-va/--no-derive-va",
+        help="Without a VA model, estimate valence/arousal from the class probabilities.",
+        rich_help_panel=_RUNTIME,
+    ),
+]
+DetectorOpt = Annotated[
+    str,
+    typer.Option("--detector", "-d", help="Face detector (see `edgeemo detectors`).", rich_help_panel=_FACES),
+]
+DetectorOptionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--detector-option",
+        metavar="KEY=VALUE",
+        help="Detector keyword option, e.g. upsample=1 (repeatable).",
+        rich_help_panel=_FACES,
+    ),
+]
+MarginOpt = Annotated[
+    float,
+    typer.Option(
+        "--margin", min=0, help="Crop margin per side in pixels (the thesis used 30).", rich_help_panel=_FACES
+    ),
+]
+MarginRatioOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--margin-ratio",
+        min=0,
+        help="Crop margin as a fraction of the box size (replaces --margin).",
+        rich_help_panel=_FACES,
+    ),
+]
+MaxPixelsOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-pixels",
+        min=1,
+        help="Refuse images with more pixels than this (checked from the header).",
+        rich_help_panel=_FACES,
+    ),
+]
+
+DEFAULTS: dict[str, Any] = {
+    "model": DEFAULT_MODEL,
+    "precision": "fp32",
+    "device": "auto",
+    "graph_opt": "all",
+    "detector": DEFAULT_DETECTOR,
+    "margin": float(DEFAULT_MARGIN),
+    "max_pixels": DEFAULT_MAX_PIXELS,
+}
+
+
+def session_options(
+    device: str = "auto",
+    strict_device: bool = False,
+    threads: int | None = None,
+    graph_opt: str = "all",
+    trt_cache: Path | None = None,
+    precision: str = "fp32",
+) -> SessionOptions:
+    """CLI runtime options → :class:`SessionOptions` (TensorRT INT8 follows ``--precision int8``)."""
+    return SessionOptions(
+        device=device,  # type: ignore[arg-type]  # checked by the option's Literal
+        strict_device=strict_device,
+        intra_op_threads=threads,
+        graph_optimization=graph_opt,
+        trt_int8=precision == "int8",
+        trt_cache_dir=None if trt_cache is None else str(trt_cache),
+    )
+
+
+def parse_detector_options(items: list[str] | None) -> dict[str, Any]:
+    """``["upsample=1", "threshold=0.5"]`` → ``{"upsample": 1, "threshold": 0.5}`` (literals, else strings)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise InputError(f"--detector-option expects KEY=VALUE, got {item!r}")
+        try:
+            value: Any = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = raw.strip()
+        out[key.strip()] = value
+    return out
+
+
+def pipeline_kwargs(
+    *,
+    model: str,
+    precision: str,
+    device: str,
+    strict_device: bool,
+    threads: int | None,
+    graph_opt: str,
+    trt_cache: Path | None,
+    detector: str | None,
+    detector_option: list[str] | None,
+    margin: float,
+    margin_ratio: float | None,
+    va: list[Path] | None,
+    derive_va: bool,
+) -> dict[str, Any]:
+    """Keyword arguments of :class:`~edgeemo.pipeline.Pipeline` from the shared CLI options."""
+    return {
+        "model": model,
+        "precision": precision,
+        "detector": detector,
+        "detector_options": parse_detector_options(detector_option) if detector is not None else None,
+        "session_options": session_options(device, strict_device, threads, graph_opt, trt_cache, precision),
+        "margin": margin,
+        "margin_ratio": margin_ratio,
+        "va_models": tuple(va or ()),
+        "derive_va": derive_va,
+    }
+
+
+def quiet_opencv() -> None:
+    """Silence OpenCV's own stderr logging at the CLI edge: decode failures are reported as DecodeError."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)

@@ -1,0 +1,267 @@
+"""The image pipeline: frame → detector → crops → one session call for all faces → :class:`FrameResult`.
+
+Valence/arousal, in order of precedence per value:
+1. ``va_models``: separate regression models (heads named ``valence`` and/or ``arousal``) run on the same
+   crops in the same frame step. A VA model whose input spec equals the classifier's reuses the classifier's
+   preprocessed batch; one with a different input spec (size, colour, normalisation) gets its own
+   preprocessing *of the same crops* — it is never refused for that, and never fed a batch of the wrong shape.
+2. the classifier's own ``valence``/``arousal`` heads (a fused model);
+3. with ``derive_va``, an estimate from the class probabilities by :func:`edgeemo.va.derive_va`
+   (``va_source="derived"``), when that module is installed and knows the model's classes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from edgeemo.crops import DEFAULT_MARGIN, CropBatch, check_margin, crop_faces
+from edgeemo.detectors import DEFAULT_DETECTOR, Detector, create_detector
+from edgeemo.errors import EdgeemoError, InputError, ModelError
+from edgeemo.model import EmotionModel
+from edgeemo.results import Face, FaceResult, FrameResult, Prediction, VASource
+from edgeemo.session import SessionOptions
+from edgeemo.spec import EMOTION_HEAD, InputSpec
+
+log = logging.getLogger(__name__)
+
+VA_HEADS = ("valence", "arousal")
+DeriveFn = Callable[[np.ndarray, Sequence[str]], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class _VAModel:
+    model: EmotionModel
+    heads: tuple[str, ...]  # which of valence/arousal it provides
+    shares_input: bool  # True: feed the classifier's preprocessed batch
+
+
+def _same_input(a: InputSpec, b: InputSpec) -> bool:
+    """Input specs equal in everything that shapes the tensor (the input's graph name may differ)."""
+    return (a.height, a.width, a.channels, a.layout, a.colour, a.dtype, a.normalisation, a.interpolation) == (
+        b.height,
+        b.width,
+        b.channels,
+        b.layout,
+        b.colour,
+        b.dtype,
+        b.normalisation,
+        b.interpolation,
+    )
+
+
+def _load_derive_va(classes: Sequence[str]) -> DeriveFn | None:
+    """edgeemo.va.derive_va when installed and able to map ``classes``; else None (logged once, not fatal)."""
+    try:
+        from edgeemo.va import derive_va
+    except ImportError:
+        log.debug("edgeemo.va is not available; no derived valence/arousal")
+        return None
+    probe = np.full((1, len(classes)), 1.0 / len(classes), dtype=np.float32)
+    try:
+        derive_va(probe, classes)
+    except (EdgeemoError, KeyError, ValueError) as exc:
+        log.warning("derived valence/arousal is off: it cannot map the classes %s (%s)", list(classes), exc)
+        return None
+    return derive_va
+
+
+class Pipeline:
+    """Detect faces, crop them and classify all faces of a frame in one session call.
+
+    ``model`` is a model name, folder, ``.onnx`` path or a loaded :class:`EmotionModel`; ``detector`` a
+    registered detector name, a detector object, or None for a pipeline that only classifies crops. A detector
+    built here from its name is closed by :meth:`close`; one passed in belongs to the caller.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | EmotionModel = "mini-xception",
+        precision: str = "fp32",
+        detector: str | Detector | None = DEFAULT_DETECTOR,
+        detector_options: dict[str, Any] | None = None,
+        session_options: SessionOptions | None = None,
+        margin: float = DEFAULT_MARGIN,
+        margin_ratio: float | None = None,
+        va_models: Sequence[str | os.PathLike[str]] = (),
+        derive_va: bool = True,
+    ) -> None:
+        check_margin(margin, margin_ratio)
+        self.margin = margin
+        self.margin_ratio = margin_ratio
+        self.model = model if isinstance(model, EmotionModel) else EmotionModel.load(model, precision, session_options)
+        spec = self.model.spec
+        if EMOTION_HEAD not in spec.head_names:
+            raise ModelError(
+                f"{self.model.path}: model {spec.name!r} has no emotion head (heads: {list(spec.head_names)}); "
+                "a valence/arousal-only model is attached to a classifier with va_models / --va"
+            )
+        self._va = tuple(self._load_va(p, precision, session_options) for p in va_models)
+        provided = {h for v in self._va for h in v.heads} | {h for h in VA_HEADS if h in spec.head_names}
+        self._derive: DeriveFn | None = None
+        if derive_va and not provided:
+            self._derive = _load_derive_va(spec.classes)
+        self._owns_detector = isinstance(detector, str)
+        if isinstance(detector, str):
+            self.detector: Detector | None = create_detector(detector, **(detector_options or {}))
+        else:
+            if detector_options:
+                raise InputError("detector_options apply only when the detector is given by name")
+            self.detector = detector
+
+    def _load_va(self, path: str | os.PathLike[str], precision: str, options: SessionOptions | None) -> _VAModel:
+        model = EmotionModel.load(path, precision, options)
+        heads = tuple(h.name for h in model.spec.outputs if h.name in VA_HEADS and h.kind == "regression")
+        if not heads:
+            raise ModelError(
+                f"{model.path}: not a valence/arousal model: it needs a regression head named valence or arousal "
+                f"(heads: {[(h.name, h.kind) for h in model.spec.outputs]})"
+            )
+        shares = _same_input(model.spec.input, self.model.spec.input)
+        if not shares:
+            log.info("%s: input spec differs from the classifier's; its crops are preprocessed separately", path)
+        return _VAModel(model, heads, shares)
+
+    # -- properties -------------------------------------------------------------------------------------------
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.model.classes
+
+    @property
+    def va_source(self) -> VASource | None:
+        """Where valence/arousal come from for this pipeline: model, derived, or None."""
+        if self._va or any(h in self.model.spec.head_names for h in VA_HEADS):
+            return "model"
+        return "derived" if self._derive is not None else None
+
+    # -- the frame step ---------------------------------------------------------------------------------------
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        if self.detector is None:
+            raise InputError("this pipeline has no detector (detector=None); use classify_crops()")
+        return self.detector.detect(_check_frame(frame))
+
+    def crops(self, frame: np.ndarray, faces: Sequence[Face]) -> CropBatch:
+        """Crops of ``faces`` with this pipeline's margin (degenerate boxes reported in ``skipped``)."""
+        return crop_faces(_check_frame(frame), [f.box for f in faces], self.margin, self.margin_ratio)
+
+    def run_image(
+        self,
+        frame: np.ndarray,
+        *,
+        index: int = 0,
+        timestamp: float | None = None,
+        source: str | None = None,
+    ) -> FrameResult:
+        """Detect, crop and classify every face of a BGR uint8 frame (one session call per model)."""
+        frame = _check_frame(frame)
+        return self.classify_faces(frame, self.detect(frame), index=index, timestamp=timestamp, source=source)
+
+    def classify_faces(
+        self,
+        frame: np.ndarray,
+        faces: Sequence[Face],
+        *,
+        index: int = 0,
+        timestamp: float | None = None,
+        source: str | None = None,
+        track_ids: Sequence[int | None] | None = None,
+    ) -> FrameResult:
+        """Classify given detections (e.g. after tracking); results keep the order and identity of ``faces``."""
+        frame = _check_frame(frame)
+        if track_ids is not None and len(track_ids) != len(faces):
+            raise InputError(f"{len(track_ids)} track ids for {len(faces)} faces")
+        batch = self.crops(frame, faces)
+        for i, reason in batch.skipped:
+            log.warning("%sface %d skipped: %s", f"{source}: " if source else "", i, reason)
+        preds = self.classify_crops(batch.crops)
+        results = tuple(
+            FaceResult(faces[i], pred, None if track_ids is None else track_ids[i])
+            for i, pred in zip(batch.kept, preds, strict=True)
+        )
+        return FrameResult(
+            faces=results,
+            width=int(frame.shape[1]),
+            height=int(frame.shape[0]),
+            index=index,
+            timestamp=timestamp,
+            source=source,
+            skipped=tuple((faces[i], reason) for i, reason in batch.skipped),
+        )
+
+    def classify_crops(self, crops: Sequence[np.ndarray]) -> list[Prediction]:
+        """Predictions for face crops (no detection): one session call per model for the whole list."""
+        if len(crops) == 0:
+            return []
+        batch = self.model.preprocess(crops)
+        out = self.model.run_batch(batch)
+        probs = out.probabilities
+        if probs is None:  # excluded in __init__; kept for type narrowing
+            raise ModelError(f"{self.model.path}: no emotion output")
+        va: dict[str, np.ndarray] = {h: out.heads[h] for h in VA_HEADS if h in out.heads}
+        for v in self._va:
+            vout = v.model.run_batch(batch if v.shares_input else v.model.preprocess(crops))
+            va.update({h: vout.heads[h] for h in v.heads})
+        source: VASource | None = "model" if va else None
+        if not va and self._derive is not None:
+            va["valence"], va["arousal"] = self._derive(probs, self.classes)
+            source = "derived"
+        return _predictions(probs, self.classes, va.get("valence"), va.get("arousal"), source)
+
+    # -- lifetime ---------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the detector (when built here) and the sessions; the pipeline cannot be used afterwards."""
+        if self.detector is not None and self._owns_detector:
+            self.detector.close()
+        self.detector = None
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _predictions(
+    probs: np.ndarray,
+    classes: Sequence[str],
+    valence: np.ndarray | None,
+    arousal: np.ndarray | None,
+    source: VASource | None,
+) -> list[Prediction]:
+    labels = np.argmax(probs, axis=1)
+    rows = probs.astype(float).tolist()
+    val = None if valence is None else np.asarray(valence, dtype=float).reshape(-1).tolist()
+    aro = None if arousal is None else np.asarray(arousal, dtype=float).reshape(-1).tolist()
+    return [
+        Prediction(
+            label=classes[int(labels[i])],
+            probabilities=tuple(zip(classes, row)),
+            valence=None if val is None else val[i],
+            arousal=None if aro is None else aro[i],
+            va_source=source,
+        )
+        for i, row in enumerate(rows)
+    ]
+
+
+def _check_frame(frame: object) -> np.ndarray:
+    if not isinstance(frame, np.ndarray):
+        raise InputError(f"expected a numpy image array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise InputError(f"expected a uint8 image, got dtype {frame.dtype} (decode files with edgeemo.read_image)")
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 3))):
+        raise InputError(f"expected a BGR (H, W, 3) or gray (H, W) image, got shape {frame.shape}")
+    if frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise InputError(f"empty image of shape {frame.shape}")
+    return frame
