@@ -1,0 +1,259 @@
+"""`edgeemo video [SOURCE]`: a video file, webcam or stream → annotated mp4, JSON lines, CSV, emotion timeline.
+
+Without SOURCE it runs on the shipped sample clip; without any output option it writes the annotated video,
+JSON lines and the timeline (PNG + CSV) into ``--out-dir`` (``./edgeemo-out``).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from edgeemo.annotate import annotate
+from edgeemo.cli.app import app
+from edgeemo.cli.options import (
+    DEFAULTS,
+    DeriveVaOpt,
+    DetectorOpt,
+    DetectorOptionOpt,
+    DeviceOpt,
+    GraphOptOpt,
+    MarginOpt,
+    MarginRatioOpt,
+    ModelOpt,
+    PrecisionOpt,
+    StrictDeviceOpt,
+    ThreadsOpt,
+    TrtCacheOpt,
+    VaOpt,
+    pipeline_kwargs,
+    quiet_opencv,
+)
+from edgeemo.errors import InputError
+from edgeemo.io.video import parse_source
+from edgeemo.pipeline import Pipeline
+from edgeemo.results import FrameResult
+from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun, VideoSummary
+
+_OUT = "Outputs"
+_VIDEO = "Video"
+DEFAULT_OUT_DIR = Path("edgeemo-out")
+SAMPLE_CLIP = "astronaut.mp4"
+
+
+def default_clip() -> Path:
+    """The shipped sample clip: ``edgeemo/_samples`` when installed, the repository's ``samples/`` in a checkout."""
+    package = Path(__file__).resolve().parents[1]
+    for folder in (package / "_samples", package.parent / "samples"):
+        if (folder / SAMPLE_CLIP).is_file():
+            return folder / SAMPLE_CLIP
+    raise InputError(f"the sample clip {SAMPLE_CLIP} is not installed; pass a video file, webcam index or URL")
+
+
+def default_outputs(source: str, out_dir: Path) -> VideoOutputs:
+    """The outputs of a run without output options: annotated mp4, JSON lines and the timeline in ``out_dir``."""
+    kind, value = parse_source(source)
+    stem = Path(str(value)).stem if kind == "file" else (f"camera{value}" if kind == "camera" else "stream")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return VideoOutputs(
+        video=out_dir / f"{stem}.annotated.mp4",
+        jsonl=out_dir / f"{stem}.jsonl",
+        timeline=out_dir / f"{stem}.timeline.png",
+    )
+
+
+def _window() -> Any:
+    """A live-window callback (q or Esc closes it), or InputError when this OpenCV has no GUI."""
+    import cv2
+
+    name = "edgeemo"
+    try:
+        cv2.namedWindow(name, cv2.WINDOW_NORMAL)
+    except cv2.error as exc:
+        raise InputError(
+            "--show needs an OpenCV build with GUI support; this one is headless "
+            "(pip install opencv-python instead of opencv-python-headless)"
+        ) from exc
+
+    def show(image: np.ndarray) -> bool:
+        cv2.imshow(name, image)
+        key = cv2.waitKey(1) & 0xFF
+        return key not in (ord("q"), 27) and cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) >= 1
+
+    return show
+
+
+def _draw(image: np.ndarray, result: FrameResult) -> np.ndarray:
+    # The decoded frame is not used after inference, so drawing in place saves a copy per frame.
+    return annotate(image, result, copy=False)
+
+
+def print_summary(console: Console, s: VideoSummary) -> None:
+    stage = ", ".join(
+        f"{k} {v:.0f}" if v != float("inf") else f"{k} -" for k, v in s.stage_fps.items() if s.stage_seconds[k] > 0
+    )
+    console.print(
+        f"[bold]{s.source}[/]: {s.frames} frames, {s.faces} faces, {s.tracks} track(s), "
+        f"{s.dropped} dropped, {s.corrupt} corrupt packet(s) skipped; {s.fps:.1f} FPS overall "
+        f"({s.seconds:.2f} s); per stage FPS: {stage}; ended: {s.end_reason}"
+    )
+    for name, path in s.outputs.items():
+        console.print(f"  {name}: {path}")
+    for note in s.notes:
+        console.print(f"  [yellow]note[/]: {note}")
+
+
+@app.command("video")
+def video_command(
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            help="Video file, webcam index (0) or stream URL (rtsp://, http://). Default: the shipped sample clip.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Annotated video (.mp4).", rich_help_panel=_OUT)
+    ] = None,
+    show: Annotated[bool, typer.Option("--show", help="Live window (q or Esc stops).", rich_help_panel=_OUT)] = False,
+    jsonl: Annotated[
+        Path | None, typer.Option("--jsonl", help="One JSON object per frame.", rich_help_panel=_OUT)
+    ] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="One row per face per frame.", rich_help_panel=_OUT)] = None,
+    timeline: Annotated[
+        Path | None,
+        typer.Option(
+            "--timeline", help="Emotion timeline plot (.png); its CSV is written beside it.", rich_help_panel=_OUT
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out-dir",
+            file_okay=False,
+            help="Where outputs go when no output option is given (annotated mp4, JSON lines, timeline PNG+CSV).",
+            rich_help_panel=_OUT,
+        ),
+    ] = DEFAULT_OUT_DIR,
+    detect_every: Annotated[
+        int,
+        typer.Option(
+            "--detect-every", min=1, help="Run the detector every N frames; track in between.", rich_help_panel=_VIDEO
+        ),
+    ] = 1,
+    smoothing: Annotated[
+        float,
+        typer.Option(
+            "--smoothing",
+            min=0.0,
+            max=0.99,
+            help="Per-track moving-average weight of past probabilities (0 = raw).",
+            rich_help_panel=_VIDEO,
+        ),
+    ] = 0.6,
+    max_misses: Annotated[
+        int,
+        typer.Option(
+            "--max-misses", min=0, help="A track ends after this many detections without it.", rich_help_panel=_VIDEO
+        ),
+    ] = 10,
+    model: ModelOpt = DEFAULTS["model"],
+    precision: PrecisionOpt = DEFAULTS["precision"],
+    device: DeviceOpt = DEFAULTS["device"],
+    strict_device: StrictDeviceOpt = False,
+    threads: ThreadsOpt = None,
+    graph_opt: GraphOptOpt = DEFAULTS["graph_opt"],
+    trt_cache: TrtCacheOpt = None,
+    va: VaOpt = None,
+    derive_va: DeriveVaOpt = True,
+    detector: DetectorOpt = DEFAULTS["detector"],
+    detector_option: DetectorOptionOpt = None,
+    margin: MarginOpt = DEFAULTS["margin"],
+    margin_ratio: MarginRatioOpt = None,
+) -> None:
+    """Emotions of the faces in a video, webcam or stream: tracked, smoothed, annotated, with a timeline.
+
+    Files are processed frame by frame in order; live sources drop stale frames to keep up (counted in the
+    summary). Ctrl-C or SIGTERM stops the run and finalises every output written so far.
+    """
+    quiet_opencv()
+    src = source if source is not None else str(default_clip())
+    outputs = VideoOutputs(video=out, jsonl=jsonl, csv=csv, timeline=timeline)
+    if not outputs.paths() and not show:
+        outputs = default_outputs(src, out_dir)
+    kind, value = parse_source(src)
+    if kind == "file":
+        for p in outputs.paths():
+            if p.resolve() == Path(str(value)).resolve():
+                raise InputError(f"output {p} would overwrite the input video")
+    kwargs = pipeline_kwargs(
+        model=model, precision=precision, device=device, strict_device=strict_device, threads=threads,
+        graph_opt=graph_opt, trt_cache=trt_cache, detector=detector, detector_option=detector_option,
+        margin=margin, margin_ratio=margin_ratio, va=va, derive_va=derive_va,
+    )  # fmt: skip
+    options = VideoOptions(detect_every=detect_every, smoothing=smoothing, max_misses=max_misses)
+    console = Console(stderr=True)
+    with Pipeline(**kwargs) as pipe:
+        run = VideoRun(pipe, src, outputs, options, annotate=_draw, show=_window() if show else None)
+        total = run.info.frame_count if not run.info.live else None
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]:>6.1f} FPS"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        ) as bar:
+            task = bar.add_task(Path(str(value)).name if kind == "file" else str(value), total=total, fps=0.0)
+
+            def progress(done: int, elapsed: float) -> None:
+                if done % 5 == 0 or done == total:
+                    bar.update(task, completed=done, fps=done / elapsed if elapsed > 0 else 0.0)
+
+            run.progress = progress
+            received: list[int] = []
+            with _SignalStop(run, received):
+                summary = run.run()
+    print_summary(Console(), summary)
+    if received:
+        raise typer.Exit(code=128 + received[0])
+
+
+class _SignalStop:
+    """While active, SIGINT/SIGTERM stop the run gracefully (outputs finalised); a second signal kills."""
+
+    def __init__(self, run: VideoRun, received: list[int]) -> None:
+        self.run = run
+        self.received = received
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received:  # second signal: give up on graceful shutdown
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
+        self.received.append(signum)
+        print(f"edgeemo: {signal.Signals(signum).name}: finishing outputs…", file=sys.stderr)
+        self.run.stop()
+
+    def __enter__(self) -> _SignalStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)

@@ -1,0 +1,201 @@
+"""Video tracking: stable face ids from box overlap, and per-track smoothing of the model's outputs.
+
+:class:`IoUTracker` matches each frame's detections to live tracks greedily by intersection-over-union
+(against each track's position predicted from its recent motion), starts a track for every unmatched
+detection and ends a track after ``max_misses`` consecutive detection frames without a match. Between
+detection frames (``--detect-every N``) :meth:`IoUTracker.coast` moves the live tracks along their
+velocity so faces can be classified without running the detector.
+
+:class:`ProbabilitySmoother` keeps an exponential moving average of each track's probabilities (and
+valence/arousal) so labels do not flicker from frame to frame; ``smoothing=0`` passes raw outputs through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeemo.errors import InputError
+from edgeemo.results import Box, Prediction
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedBox:
+    """A live track's id and its box in the current frame; ``detected`` is False for a predicted box."""
+
+    track_id: int
+    box: Box
+    detected: bool
+
+
+class _Track:
+    __slots__ = ("box", "id", "last_frame", "misses", "vx", "vy")
+
+    def __init__(self, track_id: int, box: Box, frame: int) -> None:
+        self.id = track_id
+        self.box = box  # last detected box
+        self.last_frame = frame  # frame index of that detection
+        self.misses = 0
+        self.vx = 0.0  # centre velocity, pixels per frame
+        self.vy = 0.0
+
+    def predicted(self, frame: int) -> Box:
+        k = frame - self.last_frame
+        if k <= 0 or (self.vx == 0.0 and self.vy == 0.0):
+            return self.box
+        dx, dy = self.vx * k, self.vy * k
+        b = self.box
+        return Box(b.x1 + dx, b.y1 + dy, b.x2 + dx, b.y2 + dy)
+
+
+def iou_matrix(a: Sequence[Box], b: Sequence[Box]) -> np.ndarray:
+    """Pairwise IoU, shape (len(a), len(b))."""
+    if not a or not b:
+        return np.zeros((len(a), len(b)), dtype=np.float64)
+    A = np.array([(x.x1, x.y1, x.x2, x.y2) for x in a], dtype=np.float64)
+    B = np.array([(x.x1, x.y1, x.x2, x.y2) for x in b], dtype=np.float64)
+    iw = np.clip(np.minimum(A[:, None, 2], B[None, :, 2]) - np.maximum(A[:, None, 0], B[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(A[:, None, 3], B[None, :, 3]) - np.maximum(A[:, None, 1], B[None, :, 1]), 0, None)
+    inter = iw * ih
+    area_a = np.clip(A[:, 2] - A[:, 0], 0, None) * np.clip(A[:, 3] - A[:, 1], 0, None)
+    area_b = np.clip(B[:, 2] - B[:, 0], 0, None) * np.clip(B[:, 3] - B[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+class IoUTracker:
+    """Greedy IoU tracker with stable integer ids (1, 2, 3, … in order of appearance).
+
+    Call :meth:`update` on frames where the detector ran and :meth:`coast` on frames where it did not;
+    frame indices must increase. Ids of tracks that ended are reported by :attr:`ended` after each call.
+    """
+
+    def __init__(self, iou_threshold: float = 0.3, max_misses: int = 10, velocity_smoothing: float = 0.5) -> None:
+        if not 0.0 < iou_threshold <= 1.0:
+            raise InputError(f"tracker iou_threshold must be in (0, 1], got {iou_threshold}")
+        if max_misses < 0:
+            raise InputError(f"tracker max_misses must be >= 0, got {max_misses}")
+        self.iou_threshold = float(iou_threshold)
+        self.max_misses = int(max_misses)
+        self._vs = float(velocity_smoothing)
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self.ended: list[int] = []
+
+    @property
+    def live_ids(self) -> list[int]:
+        return [t.id for t in self._tracks]
+
+    def update(self, frame: int, boxes: Sequence[Box]) -> list[int]:
+        """Match this frame's detections; return one track id per box, in the order of ``boxes``."""
+        self.ended = []
+        predicted = [t.predicted(frame) for t in self._tracks]
+        iou = iou_matrix(predicted, boxes)
+        ids: list[int | None] = [None] * len(boxes)
+        matched_tracks: set[int] = set()
+        if iou.size:
+            order = np.argsort(iou, axis=None)[::-1]
+            for flat in order:
+                ti, bi = divmod(int(flat), len(boxes))
+                if iou[ti, bi] < self.iou_threshold:
+                    break
+                if ti in matched_tracks or ids[bi] is not None:
+                    continue
+                matched_tracks.add(ti)
+                self._match(self._tracks[ti], boxes[bi], frame)
+                ids[bi] = self._tracks[ti].id
+        survivors = []
+        for ti, t in enumerate(self._tracks):
+            if ti not in matched_tracks:
+                t.misses += 1
+                if t.misses > self.max_misses:
+                    self.ended.append(t.id)
+                    continue
+            survivors.append(t)
+        self._tracks = survivors
+        for bi, box in enumerate(boxes):
+            if ids[bi] is None:
+                t = _Track(self._next_id, box, frame)
+                self._next_id += 1
+                self._tracks.append(t)
+                ids[bi] = t.id
+        return [i for i in ids if i is not None]
+
+    def coast(self, frame: int) -> list[TrackedBox]:
+        """Live tracks at ``frame`` without a detection: boxes moved along each track's velocity.
+
+        Tracks that missed their last detection are not shown (their face may be gone) but stay alive
+        until the next :meth:`update` decides.
+        """
+        self.ended = []
+        return [TrackedBox(t.id, t.predicted(frame), False) for t in self._tracks if t.misses == 0]
+
+    def _match(self, t: _Track, box: Box, frame: int) -> None:
+        k = frame - t.last_frame
+        if k > 0:
+            old, new = t.box, box
+            vx = ((new.x1 + new.x2) - (old.x1 + old.x2)) / (2 * k)
+            vy = ((new.y1 + new.y2) - (old.y1 + old.y2)) / (2 * k)
+            t.vx = self._vs * t.vx + (1 - self._vs) * vx
+            t.vy = self._vs * t.vy + (1 - self._vs) * vy
+        t.box = box
+        t.last_frame = frame
+        t.misses = 0
+
+    def close_all(self) -> list[int]:
+        """End every live track (end of video); return their ids."""
+        ids = [t.id for t in self._tracks]
+        self._tracks = []
+        self.ended = ids
+        return ids
+
+
+class ProbabilitySmoother:
+    """Exponential moving average per track: ``s_t = smoothing * s_{t-1} + (1 - smoothing) * x_t``.
+
+    ``smoothing`` is the weight of the history in [0, 1): 0 returns raw outputs, 0.6 (about a 2.5-frame time
+    constant) removes single-frame flicker at 25–30 fps. Valence/arousal are smoothed the same way.
+    """
+
+    def __init__(self, smoothing: float = 0.6) -> None:
+        if not 0.0 <= smoothing < 1.0:
+            raise InputError(f"smoothing must be in [0, 1) (0 = off), got {smoothing}")
+        self.smoothing = float(smoothing)
+        self._state: dict[int, tuple[np.ndarray, float | None, float | None]] = {}
+
+    def __call__(self, track_id: int | None, pred: Prediction) -> Prediction:
+        if self.smoothing == 0.0 or track_id is None:
+            return pred
+        names = [n for n, _ in pred.probabilities]
+        x = np.array([p for _, p in pred.probabilities], dtype=np.float64)
+        prev = self._state.get(track_id)
+        if prev is None or len(prev[0]) != len(x):
+            s, v, a = x, pred.valence, pred.arousal
+        else:
+            w = self.smoothing
+            s = w * prev[0] + (1 - w) * x
+            v = _ema(prev[1], pred.valence, w)
+            a = _ema(prev[2], pred.arousal, w)
+        self._state[track_id] = (s, v, a)
+        k = int(np.argmax(s))
+        return Prediction(
+            label=names[k],
+            probabilities=tuple((n, float(p)) for n, p in zip(names, s)),
+            valence=v,
+            arousal=a,
+            va_source=pred.va_source,
+        )
+
+    def forget(self, track_ids: Iterable[int]) -> None:
+        for i in track_ids:
+            self._state.pop(i, None)
+
+
+def _ema(prev: float | None, new: float | None, w: float) -> float | None:
+    if new is None:
+        return None
+    if prev is None:
+        return new
+    return w * prev + (1 - w) * new

@@ -1,0 +1,473 @@
+"""Video runs: decode → detect/infer → output, as threaded stages joined by bounded queues.
+
+* decode: :class:`~edgeemo.io.video.FrameReader` on its own thread (files: every frame, in order; live
+  sources: stale frames dropped and counted);
+* detect/infer: the calling thread runs the detector (every ``detect_every`` frames; the tracker carries
+  boxes in between), tracks faces, classifies all faces of the frame in one session call and smooths
+  each track's probabilities;
+* output: one thread annotates frames and feeds the sinks (video writer, JSON lines, CSV, timeline).
+
+Decoding (PyAV/FFmpeg), inference (onnxruntime) and encoding (libx264) release the GIL, so the stages
+overlap. :meth:`VideoRun.stop` (wired to Ctrl-C/SIGTERM by the CLI) ends the run after the current frame;
+every output written so far is then finalised: the mp4 is closed (playable), JSON lines/CSV are complete
+line by line, the timeline is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+
+from edgeemo.errors import DecodeError, EdgeemoError, InputError
+from edgeemo.io.video import FrameReader, SourceInfo, VideoFrame, VideoWriter
+from edgeemo.results import Face, FaceResult, FrameResult
+from edgeemo.timeline import Timeline
+from edgeemo.tracking import IoUTracker, ProbabilitySmoother
+
+log = logging.getLogger(__name__)
+
+Annotator = Callable[[np.ndarray, FrameResult], np.ndarray]
+STAGES = ("decode", "detect", "infer", "output")
+
+
+class FrameEngine(Protocol):
+    """What a video run needs from :class:`edgeemo.pipeline.Pipeline`."""
+
+    @property
+    def classes(self) -> tuple[str, ...]: ...
+
+    def detect(self, frame: np.ndarray) -> list[Face]: ...
+
+    def classify_faces(
+        self,
+        frame: np.ndarray,
+        faces: Sequence[Face],
+        *,
+        index: int = 0,
+        timestamp: float | None = None,
+        source: str | None = None,
+        track_ids: Sequence[int | None] | None = None,
+    ) -> FrameResult: ...
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video is processed (the CLI options of the same names)."""
+
+    detect_every: int = 1
+    smoothing: float = 0.6
+    max_misses: int = 10
+    iou_threshold: float = 0.3
+    queue_size: int = 8
+    live: bool | None = None  # None: live for webcams and streams, not for files
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1:
+            raise InputError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.queue_size < 1:
+            raise InputError(f"queue_size must be >= 1, got {self.queue_size}")
+
+
+@dataclass(frozen=True)
+class VideoOutputs:
+    """Where results go; each is optional. ``timeline_csv`` defaults to the PNG's name with ``.csv``."""
+
+    video: Path | None = None
+    jsonl: Path | None = None
+    csv: Path | None = None
+    timeline: Path | None = None
+    timeline_csv: Path | None = None
+
+    def resolved_timeline_csv(self) -> Path | None:
+        if self.timeline_csv is not None:
+            return self.timeline_csv
+        return self.timeline.with_suffix(".csv") if self.timeline is not None else None
+
+    def paths(self) -> list[Path]:
+        return [p for p in (self.video, self.jsonl, self.csv, self.timeline, self.resolved_timeline_csv()) if p]
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    """What a run did; ``stage_seconds`` is busy time per stage, ``stage_fps`` frames per busy second."""
+
+    source: str
+    frames: int
+    faces: int
+    tracks: int
+    decoded: int
+    dropped: int
+    corrupt: int
+    seconds: float
+    stage_seconds: dict[str, float]
+    end_reason: str
+    interrupted: bool
+    outputs: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def stage_fps(self) -> dict[str, float]:
+        return {k: (self.frames / v if v > 0 else float("inf")) for k, v in self.stage_seconds.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "frames": self.frames,
+            "faces": self.faces,
+            "tracks": self.tracks,
+            "decoded": self.decoded,
+            "dropped": self.dropped,
+            "corrupt_packets": self.corrupt,
+            "seconds": round(self.seconds, 4),
+            "fps": round(self.fps, 2),
+            "stage_seconds": {k: round(v, 4) for k, v in self.stage_seconds.items()},
+            "stage_fps": {k: (round(v, 1) if v != float("inf") else None) for k, v in self.stage_fps.items()},
+            "end_reason": self.end_reason,
+            "interrupted": self.interrupted,
+            "outputs": self.outputs,
+            "notes": list(self.notes),
+        }
+
+
+# ---------------------------------------------------------------------------------------------------- sinks
+class _JsonlSink:
+    """One JSON object per frame (``FrameResult.to_dict()``), flushed per line so a stopped run loses nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, result: FrameResult) -> None:
+        self._fh.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class _CsvSink:
+    """One row per face per frame: frame, timestamp, track, box, score, label, confidence, probabilities, VA."""
+
+    def __init__(self, path: Path, classes: Sequence[str]) -> None:
+        self.path = path
+        self.classes = tuple(classes)
+        self._fh: IO[str] = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._w = csv.writer(self._fh)
+        self._w.writerow(
+            [
+                "frame",
+                "timestamp",
+                "track",
+                "x1",
+                "y1",
+                "x2",
+                "y2",
+                "score",
+                "label",
+                "confidence",
+                *self.classes,
+                "valence",
+                "arousal",
+                "va_source",
+            ]
+        )
+        self._fh.flush()
+
+    def write(self, result: FrameResult) -> None:
+        ts = "" if result.timestamp is None else f"{result.timestamp:.4f}"
+        for f in result.faces:
+            p, b = f.prediction, f.face.box
+            probs = dict(p.probabilities)
+            self._w.writerow(
+                [
+                    result.index,
+                    ts,
+                    "" if f.track_id is None else f.track_id,
+                    f"{b.x1:.1f}",
+                    f"{b.y1:.1f}",
+                    f"{b.x2:.1f}",
+                    f"{b.y2:.1f}",
+                    f"{f.face.score:.4f}",
+                    p.label,
+                    f"{p.confidence:.6f}",
+                    *(f"{probs.get(c, 0.0):.6f}" for c in self.classes),
+                    "" if p.valence is None else f"{p.valence:.6f}",
+                    "" if p.arousal is None else f"{p.arousal:.6f}",
+                    p.va_source or "",
+                ]
+            )
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+# ------------------------------------------------------------------------------------------------------ run
+_DONE = object()
+
+
+class VideoRun:
+    """One video run: open the source here (errors raise at construction), then :meth:`run`.
+
+    ``annotate`` draws a :class:`FrameResult` onto a copy of the frame for the output video and the live
+    window; ``show`` is called from the calling thread with each annotated frame and returns False to stop.
+    ``progress`` is called from the calling thread after every frame with (frames done, seconds elapsed).
+    """
+
+    def __init__(
+        self,
+        engine: FrameEngine,
+        source: str | int | os.PathLike[str],
+        outputs: VideoOutputs | None = None,
+        options: VideoOptions | None = None,
+        *,
+        annotate: Annotator | None = None,
+        show: Callable[[np.ndarray], bool] | None = None,
+        progress: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.outputs = outputs or VideoOutputs()
+        self.options = options or VideoOptions()
+        for p in self.outputs.paths():
+            if not p.parent.is_dir():
+                raise InputError(f"{p}: output folder {p.parent} does not exist")
+        if (self.outputs.video is not None or show is not None) and annotate is None:
+            raise InputError("an output video or live window needs an annotate function")
+        self.reader = FrameReader(source, queue_size=self.options.queue_size, live=self.options.live)
+        self.info: SourceInfo = self.reader.info
+        self.annotate = annotate
+        self.show = show
+        self.progress = progress
+        self._stop = threading.Event()
+        self._busy = dict.fromkeys(STAGES, 0.0)
+        self._out_queue: queue.Queue[Any] = queue.Queue(maxsize=self.options.queue_size)
+        self._out_error: BaseException | None = None
+        self._latest: np.ndarray | None = None
+        self._latest_lock = threading.Lock()
+        self._writer: VideoWriter | None = None
+        self._jsonl: _JsonlSink | None = None
+        self._csv: _CsvSink | None = None
+        self._timeline = Timeline() if self.outputs.timeline or self.outputs.timeline_csv else None
+        self._written: dict[str, Path] = {}
+        self.notes: list[str] = []
+
+    def stop(self) -> None:
+        """End the run after the current frame (safe from a signal handler or another thread)."""
+        self._stop.set()
+        self.reader.stop()
+
+    # -- output stage -------------------------------------------------------------------------------------
+    def _open_sinks(self) -> None:
+        o = self.outputs
+        if o.video is not None:
+            fps = self.info.fps or 30.0
+            self._writer = VideoWriter(o.video, fps, (self.info.width, self.info.height))
+            if self._writer.note:
+                self.notes.append(self._writer.note)
+        if o.jsonl is not None:
+            self._jsonl = _JsonlSink(o.jsonl)
+        if o.csv is not None:
+            self._csv = _CsvSink(o.csv, self.engine.classes)
+
+    def _output_loop(self) -> None:
+        while True:
+            item = self._out_queue.get()
+            if item is _DONE:
+                return
+            if self._out_error is not None:
+                continue  # keep draining so the producer never blocks
+            frame, result = item
+            t0 = time.perf_counter()
+            try:
+                self._emit(frame, result)
+            except BaseException as exc:  # raised again in the calling thread by run()
+                self._out_error = exc
+                self.stop()
+            self._busy["output"] += time.perf_counter() - t0
+
+    def _emit(self, frame: VideoFrame, result: FrameResult) -> None:
+        annotate = self.annotate
+        if annotate is not None and (self._writer is not None or self.show is not None):
+            drawn = annotate(frame.image, result)
+            if self._writer is not None:
+                self._writer.write(drawn)
+            if self.show is not None:
+                with self._latest_lock:
+                    self._latest = drawn
+        if self._jsonl is not None:
+            self._jsonl.write(result)
+        if self._csv is not None:
+            self._csv.write(result)
+        if self._timeline is not None:
+            self._timeline.add(result)
+
+    # -- the run ------------------------------------------------------------------------------------------
+    def run(self) -> VideoSummary:
+        """Process the source to its end or until :meth:`stop`; finalise every output; return the summary.
+
+        A KeyboardInterrupt is finalised the same way and then re-raised. A source that yields no frame at all
+        raises :class:`DecodeError` (after the empty outputs are closed).
+        """
+        opt = self.options
+        tracker = IoUTracker(opt.iou_threshold, opt.max_misses)
+        smoother = ProbabilitySmoother(opt.smoothing)
+        src = self.info.source
+        frames = faces = 0
+        track_ids: set[int] = set()
+        interrupted = False
+        t_start = time.perf_counter()
+        self._open_sinks()
+        out_thread = threading.Thread(target=self._output_loop, name="edgeemo-output", daemon=True)
+        out_thread.start()
+        try:
+            for frame in self.reader:
+                if self._stop.is_set():
+                    break
+                if self._out_error is not None:
+                    break
+                t0 = time.perf_counter()
+                if frames % opt.detect_every == 0:
+                    detected = self.engine.detect(frame.image)
+                    t1 = time.perf_counter()
+                    ids: list[int] = tracker.update(frame.index, [f.box for f in detected])
+                    smoother.forget(tracker.ended)
+                    current = list(detected)
+                else:
+                    t1 = t0
+                    coasted = tracker.coast(frame.index)
+                    ids = [c.track_id for c in coasted]
+                    current = [Face(c.box, 0.0) for c in coasted]
+                self._busy["detect"] += t1 - t0
+                raw = self.engine.classify_faces(
+                    frame.image,
+                    current,
+                    index=frame.index,
+                    timestamp=frame.timestamp,
+                    track_ids=ids,
+                )
+                result = _smoothed(raw, smoother)
+                self._busy["infer"] += time.perf_counter() - t1
+                frames += 1
+                faces += len(result.faces)
+                track_ids.update(f.track_id for f in result.faces if f.track_id is not None)
+                self._put_output((frame, result))
+                if self.show is not None:
+                    with self._latest_lock:
+                        drawn, self._latest = self._latest, None
+                    if drawn is not None and not self.show(drawn):
+                        self.stop()
+                if self.progress is not None:
+                    self.progress(frames, time.perf_counter() - t_start)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.stop()
+            raise
+        finally:
+            if self._stop.is_set():
+                interrupted = True
+            self.reader.stop()
+            self._out_queue.put(_DONE)
+            out_thread.join()
+            self.reader.close()
+            self._close_sinks()
+        if self._out_error is not None:
+            err = self._out_error
+            if isinstance(err, EdgeemoError):
+                raise err
+            raise EdgeemoError(f"writing outputs failed: {err}") from err
+        seconds = time.perf_counter() - t_start
+        stats = self.reader.stats
+        self._busy["decode"] = stats.decode_seconds
+        summary = VideoSummary(
+            source=src,
+            frames=frames,
+            faces=faces,
+            tracks=len(track_ids),
+            decoded=stats.decoded,
+            dropped=stats.dropped,
+            corrupt=stats.corrupt,
+            seconds=seconds,
+            stage_seconds=dict(self._busy),
+            end_reason="stopped" if interrupted else stats.end_reason,
+            interrupted=interrupted,
+            outputs={k: str(v) for k, v in self._written.items()},
+            notes=tuple(self.notes),
+        )
+        if stats.corrupt:
+            log.warning("%s: skipped %d corrupt packet(s)", src, stats.corrupt)
+        if frames == 0 and not interrupted:
+            raise DecodeError(f"{src}: no video frames could be decoded ({stats.end_reason})")
+        return summary
+
+    def _put_output(self, item: tuple[VideoFrame, FrameResult]) -> None:
+        while True:
+            try:
+                self._out_queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self._out_error is not None:
+                    return
+
+    def _close_sinks(self) -> None:
+        """Close every sink, even when one fails; the first failure is raised after all are closed."""
+        errors: list[BaseException] = []
+
+        def attempt(name: str, fn: Callable[[], Path | None]) -> None:
+            try:
+                p = fn()
+                if p is not None:
+                    self._written[name] = p
+            except BaseException as exc:
+                errors.append(exc)
+                log.error("finalising %s failed: %s", name, exc)
+
+        if self._writer is not None:
+            w = self._writer
+
+            def close_video() -> Path | None:
+                w.close()
+                return w.path if w.frames else None
+
+            attempt("video", close_video)
+        for name, sink in (("jsonl", self._jsonl), ("csv", self._csv)):
+            if sink is not None:
+                s = sink
+
+                def close_sink(s: Any = s) -> Path:
+                    s.close()
+                    return s.path
+
+                attempt(name, close_sink)
+        tl = self._timeline
+        if tl is not None:
+            tl_csv = self.outputs.resolved_timeline_csv()
+            if tl_csv is not None:
+                attempt("timeline_csv", lambda: tl.write_csv(tl_csv))
+            png = self.outputs.timeline
+            if png is not None:
+                attempt("timeline", lambda: tl.plot(png))
+        if errors and self._out_error is None:
+            self._out_error = errors[0]
+
+
+def _smoothed(result: FrameResult, smoother: ProbabilitySmoother) -> FrameResult:
+    if smoother.smoothing == 0.0 or not result.faces:
+        return result
+    faces = tuple(FaceResult(f.face, smoother(f.track_id, f.prediction), f.track_id) for f in result.faces)
+    return dataclasses.replace(result, faces=faces)
