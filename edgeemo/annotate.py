@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -23,17 +24,29 @@ TEXT_COLOUR = (255, 255, 255)
 NOTICE_COLOUR = (0, 0, 255)
 SKIPPED_COLOUR = (128, 128, 128)
 NO_FACES_TEXT = "No faces detected"
+VA_BARS_AUTO_MAX_FACES = 2
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _REFERENCE_SIDE = 540.0  # the thesis drew thickness 2 on 960x540 frames
 
 
 def scale_for(width: int, height: int) -> float:
     """Drawing scale of an image: 1.0 for the thesis's 960x540, proportional to the shorter side."""
-    return max(0.35, min(width, height) / _REFERENCE_SIDE)
+    return max(0.5, min(width, height) / _REFERENCE_SIDE)
 
 
-def annotate(image: np.ndarray, result: FrameResult, *, copy: bool = True, show_va: bool = True) -> np.ndarray:
-    """Return ``image`` (BGR or gray uint8) with ``result`` drawn on it; ``copy=False`` draws in place (BGR only)."""
+def annotate(
+    image: np.ndarray,
+    result: FrameResult,
+    *,
+    copy: bool = True,
+    va_bars: Literal["auto", "always", "never"] = "auto",
+) -> np.ndarray:
+    """Return ``image`` (BGR or gray uint8) with ``result`` drawn on it; ``copy=False`` draws in place (BGR only).
+
+    Valence/arousal bars are drawn for faces whose prediction has them: ``auto`` does so only for frames with
+    at most :data:`VA_BARS_AUTO_MAX_FACES` faces, where the panels beside each face do not cover the others.
+    Bars are drawn first and boxes and labels on top, so a panel never hides a label.
+    """
     if image.ndim == 2 or image.shape[2] == 1:
         out = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
     else:
@@ -47,12 +60,15 @@ def annotate(image: np.ndarray, result: FrameResult, *, copy: bool = True, show_
     if not result.faces:
         _notice(out, NO_FACES_TEXT, s)
         return out
-    draw_va = _va_drawer() if show_va else None
+    bars = va_bars == "always" or (va_bars == "auto" and len(result.faces) <= VA_BARS_AUTO_MAX_FACES)
+    draw_va = _va_drawer() if bars else None
+    if draw_va is not None:
+        for fr in result.faces:
+            p = fr.prediction
+            if p.valence is not None and p.arousal is not None:
+                draw_va(out, fr.face.box, p.valence, p.arousal, p.va_source or "model")
     for fr in result.faces:
         _face(out, fr, s, thickness)
-        p = fr.prediction
-        if draw_va is not None and p.valence is not None and p.arousal is not None:
-            draw_va(out, fr.face.box, p.valence, p.arousal, p.va_source or "model")
     return out
 
 
@@ -70,7 +86,7 @@ def _face(out: np.ndarray, fr: FaceResult, s: float, thickness: int) -> None:
     x1, y1, x2, y2 = _pt(b.x1, b.y1) + _pt(b.x2 - 1, b.y2 - 1)
     cv2.rectangle(out, (x1, y1), (x2, y2), BOX_COLOUR, thickness, cv2.LINE_AA)
     text = label_text(fr)
-    font_scale = 0.6 * s
+    font_scale = 0.7 * s
     text_thick = max(1, round(1.4 * s))
     (tw, th), base = cv2.getTextSize(text, _FONT, font_scale, text_thick)
     pad = max(2, round(4 * s))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -39,12 +39,23 @@ from edgeemo.results import FrameResult
 _WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-def expand_inputs(paths: list[Path]) -> list[Path]:
-    """Files as given (decoded by content whatever their name); folders give their image files, naturally sorted."""
+def expand_inputs(paths: list[Path], recursive: bool = False) -> tuple[list[Path], list[str]]:
+    """Files as given (decoded by content whatever their name); folders give their image files, naturally sorted.
+
+    Returns the files and one problem message per folder without images.
+    """
     out: list[Path] = []
+    problems: list[str] = []
     for p in paths:
-        out.extend(list_images(p) if p.is_dir() else [p])
-    return out
+        if not p.is_dir():
+            out.append(p)
+            continue
+        found = list_images(p, recursive=recursive)
+        if not found:
+            hint = "" if recursive else " (use --recursive for sub-folders)"
+            problems.append(f"{p}: folder holds no image files{hint}")
+        out.extend(found)
+    return out, problems
 
 
 def output_names(inputs: list[Path]) -> list[str]:
@@ -95,13 +106,20 @@ def image_command(
     margin: MarginOpt = DEFAULTS["margin"],
     margin_ratio: MarginRatioOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULTS["max_pixels"],
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include images in sub-folders.")] = False,
+    va_bars: Annotated[
+        Literal["auto", "always", "never"],
+        typer.Option("--va-bars", help="Valence/arousal bars beside faces (auto: frames with at most 2 faces)."),
+    ] = "auto",
 ) -> None:
     """Detect and classify faces in images. A bad file gets a one-line error and the rest go on; the exit code
     is 2 when any input failed (an image without faces is not a failure)."""
     quiet_opencv()
-    inputs = expand_inputs(paths)
+    inputs, problems = expand_inputs(paths, recursive)
     if not inputs:
-        raise InputError(f"no image files in {', '.join(map(str, paths))}")
+        raise InputError("; ".join(problems) or "no inputs")
+    for problem in problems:
+        typer.echo(f"edgeemo: error: {problem}", err=True)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         clash = [p for p in inputs if p.resolve().parent == out.resolve()]
@@ -112,7 +130,7 @@ def image_command(
         graph_opt=graph_opt, trt_cache=trt_cache, detector=detector, detector_option=detector_option,
         margin=margin, margin_ratio=margin_ratio, va=va, derive_va=derive_va,
     )  # fmt: skip
-    failed = 0
+    failed = len(problems)
     with Pipeline(**kwargs) as pipe:
         for path, name in zip(inputs, output_names(inputs)):
             try:
@@ -125,7 +143,7 @@ def image_command(
                 t3 = time.perf_counter()
                 if out is not None:
                     suffix = path.suffix.lower() if path.suffix.lower() in _WRITABLE else ".png"
-                    write_image_atomic(out / f"{name}{suffix}", annotate(image, result))
+                    write_image_atomic(out / f"{name}{suffix}", annotate(image, result, va_bars=va_bars))
                     if json_out:
                         write_json_atomic(out / f"{name}.json", result.to_dict())
             except InputError as exc:  # DecodeError included: report, go on with the next input
@@ -139,5 +157,5 @@ def image_command(
             else:
                 typer.echo(line)
     if failed:
-        typer.echo(f"edgeemo: {failed} of {len(inputs)} inputs failed", err=True)
+        typer.echo(f"edgeemo: {failed} of {len(inputs) + len(problems)} inputs failed", err=True)
         raise typer.Exit(code=InputError.exit_code)
