@@ -1,0 +1,137 @@
+"""The thesis architecture, built in code (its trained weights are not reachable from here).
+
+Classifier: input 128x128x1 uint8 → ``tf.image.grayscale_to_rgb`` → ``tf.cast`` float32 → ``/ 127.5`` → ``- 1``
+(saved as ``TFOpLambda`` layers, as in the thesis file) → ``MobileNet(alpha=0.25, include_top=False,
+weights=None)`` → Flatten → Dense(9) logits: 255,417 parameters, 249,945 trainable, exactly the thesis's counts.
+The valence and arousal twins end in Dense(1) linear instead.
+
+The weights are **untrained**. Keras' default initialisers alone make MobileNet's activations vanish (about
+1e-15 at the last block, which is 0 in float16), so after initialising with a fixed seed the BatchNorm moving
+statistics are re-estimated, layer by layer, on the first 100 (face) images of scikit-image's ``lfw_subset``
+(a registry package). No labels are used: the models keep random features and serve compatibility, speed and
+parity work, never accuracy.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeemo.errors import ExportError, MissingDependencyError
+from export.keras_io import import_tf_keras
+
+log = logging.getLogger(__name__)
+
+THESIS_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise", "uncertain")
+INPUT_SIZE = 128
+BACKBONE_NAME = "mobilenet_0.25_128"
+
+
+@dataclass(frozen=True)
+class ThesisHead:
+    """One of the three thesis models: head name, units of its Dense layer, seed, expected parameter counts."""
+
+    head: str
+    units: int
+    seed: int
+    total_params: int
+    trainable_params: int
+    file_name: str
+
+
+THESIS_HEADS = (
+    ThesisHead("emotion", len(THESIS_CLASSES), 2021, 255_417, 249_945, "thesis_fer_untrained.h5"),
+    ThesisHead("valence", 1, 2022, 222_641, 217_169, "thesis_valence_untrained.h5"),
+    ThesisHead("arousal", 1, 2023, 222_641, 217_169, "thesis_arousal_untrained.h5"),
+)
+
+
+def thesis_head(head: str) -> ThesisHead:
+    for h in THESIS_HEADS:
+        if h.head == head:
+            return h
+    raise ExportError(f"no thesis model with head {head!r} (choose from {[h.head for h in THESIS_HEADS]})")
+
+
+def build_thesis_model(head: str) -> Any:
+    """The thesis architecture with a freshly initialised (seeded) head ``emotion``, ``valence`` or ``arousal``."""
+    tf_keras = import_tf_keras()
+    import tensorflow as tf
+
+    spec = thesis_head(head)
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(spec.seed)
+    inp = tf_keras.Input((INPUT_SIZE, INPUT_SIZE, 1), dtype="uint8", name="input")
+    x = tf.image.grayscale_to_rgb(inp)
+    x = tf.cast(x, tf.float32)
+    x = x / 127.5
+    x = x - 1.0
+    backbone = tf_keras.applications.MobileNet(
+        alpha=0.25, include_top=False, weights=None, input_shape=(INPUT_SIZE, INPUT_SIZE, 3)
+    )
+    x = backbone(x)
+    x = tf_keras.layers.Flatten(name="flatten")(x)
+    out = tf_keras.layers.Dense(spec.units, name=head)(x)
+    model = tf_keras.Model(inp, out, name=f"thesis_{head}")
+    trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+    if (model.count_params(), trainable) != (spec.total_params, spec.trainable_params):
+        raise ExportError(
+            f"thesis {head} model has {model.count_params():,} parameters ({trainable:,} trainable), "
+            f"expected {spec.total_params:,} ({spec.trainable_params:,})"
+        )
+    return model
+
+
+def calibration_faces() -> np.ndarray:
+    """The 100 face images of scikit-image's ``lfw_subset`` as (100, 128, 128, 1) uint8."""
+    import cv2
+
+    try:
+        from skimage import data
+    except ImportError as exc:
+        raise MissingDependencyError("building the thesis models", "dev", "scikit-image provides lfw_subset") from exc
+    faces = np.asarray(data.lfw_subset()[:100])
+    out = np.empty((len(faces), INPUT_SIZE, INPUT_SIZE, 1), np.uint8)
+    for k, f in enumerate(faces):
+        img = np.clip(np.rint(f * 255.0), 0, 255).astype(np.uint8)
+        out[k, :, :, 0] = cv2.resize(img, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def recalibrate_batchnorm(model: Any, images: np.ndarray) -> int:
+    """Set every BatchNorm's moving mean/variance to its input statistics on ``images``; returns the count."""
+    tf_keras = import_tf_keras()
+
+    backbone = model.get_layer(BACKBONE_NAME)
+    x = images.astype(np.float32).repeat(3, axis=-1) / np.float32(127.5) - np.float32(1.0)
+    count = 0
+    for layer in backbone.layers:
+        if not isinstance(layer, tf_keras.layers.BatchNormalization):
+            continue
+        probe = tf_keras.Model(backbone.input, layer.input)
+        acts = np.asarray(probe(x, training=False), dtype=np.float64)
+        axes = tuple(range(acts.ndim - 1))
+        gamma, beta, _, _ = layer.get_weights()
+        mean, var = acts.mean(axis=axes).astype(np.float32), acts.var(axis=axes).astype(np.float32)
+        layer.set_weights([gamma, beta, mean, var])
+        count += 1
+    return count
+
+
+def save_thesis_model(head: str, out_dir: Path) -> Path:
+    """Build, re-estimate BatchNorm statistics and save one thesis model as legacy HDF5 (tf_keras)."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    spec = thesis_head(head)
+    model = build_thesis_model(head)
+    n = recalibrate_batchnorm(model, calibration_faces())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / spec.file_name
+    model.save(path, save_format="h5")
+    log.info("saved %s (%d BatchNorm layers re-estimated)", path, n)
+    return path
