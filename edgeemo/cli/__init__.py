@@ -8,5 +8,7 @@ from edgeemo.cli.app import app, main
 from edgeemo.cli import models_cmd  # noqa: F401  isort: skip
 from edgeemo.cli import image_cmd  # noqa: F401  isort: skip
 from edgeemo.cli import classify_cmd  # noqa: F401  isort: skip
+from edgeemo.cli import bench_cmd  # noqa: F401  isort: skip
+from edgeemo.cli import video_cmd  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]

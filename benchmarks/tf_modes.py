@@ -1,0 +1,171 @@
+"""TensorFlow / TFLite runners for the benchmark harness (need the ``export`` extra: tensorflow, tf_keras).
+
+Each runner loads the Keras file the model was exported from (found in the model's folder by the file name the
+exporter recorded in the ONNX metadata) and times it on exactly the input edgeemo feeds the ONNX model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np
+
+from edgeemo.bench.plan import Skip
+from edgeemo.bench.runners import load_model, model_inputs
+from edgeemo.bench.stats import interleave, summarize, time_calls
+from edgeemo.session import SessionOptions
+
+MODES = ("predict", "eager", "function", "tflite", "tflite-file")
+MODE_LABELS = {
+    "predict": "TF predict()",
+    "eager": "TF eager call",
+    "function": "TF tf.function",
+    "tflite": "TFLite FP32 (XNNPACK)",
+    "tflite-file": "TFLite {file}",
+}
+
+
+def _threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _tf() -> Any:
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise Skip("TensorFlow is not installed: pip install 'edgeemo[export]'") from exc
+    n = _threads()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:  # already initialised in this process
+        pass
+    return tf
+
+
+def keras_file(model: Any) -> Path:
+    """The Keras file beside the ONNX model: the name recorded by the exporter, else the only .h5/.hdf5 there."""
+    folder = model.path.parent
+    named = folder / Path(model.spec.source.file).name if model.spec.source.file else None
+    if named is not None and named.is_file():
+        return named
+    found = sorted([*folder.glob("*.h5"), *folder.glob("*.hdf5")])
+    if len(found) == 1:
+        return found[0]
+    raise Skip(f"{folder}: no Keras file to compare with (looked for {model.spec.source.file or '*.h5'})")
+
+
+def load_keras(path: Path) -> Any:
+    _tf()
+    import tf_keras
+
+    return tf_keras.models.load_model(str(path), compile=False)
+
+
+def tflite_from_keras(keras_model: Any) -> bytes:
+    tf = _tf()
+    return tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
+
+
+class TFLiteRunner:
+    """An XNNPACK interpreter resized to one batch size; ``__call__`` runs one batch."""
+
+    def __init__(self, content: bytes | None = None, path: str | None = None) -> None:
+        tf = _tf()
+        self.interp = tf.lite.Interpreter(model_content=content, model_path=path, num_threads=_threads())
+        self.inp = self.interp.get_input_details()[0]
+        self.outs = [d["index"] for d in self.interp.get_output_details()]
+        self.batch = -1
+
+    def prepare(self, x: np.ndarray) -> None:
+        if x.shape[0] != self.batch:
+            self.interp.resize_tensor_input(self.inp["index"], list(x.shape))
+            self.interp.allocate_tensors()
+            self.batch = x.shape[0]
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        self.prepare(x)
+        self.interp.set_tensor(self.inp["index"], x.astype(self.inp["dtype"], copy=False))
+        self.interp.invoke()
+        return [self.interp.get_tensor(i) for i in self.outs]
+
+
+def _callable(mode: str, km: Any, params: Mapping[str, Any], model: Any) -> Any:
+    tf = _tf()
+    if mode == "predict":
+        return lambda x: km.predict(x, batch_size=len(x), verbose=0)
+    if mode == "eager":
+        return lambda x: km(x, training=False)
+    if mode == "function":
+        fn = tf.function(lambda x: km(x, training=False))
+        return lambda x: fn(tf.constant(x))
+    if mode == "tflite":
+        return TFLiteRunner(content=tflite_from_keras(km))
+    if mode == "tflite-file":
+        path = model.path.parent / params["file"]
+        if not path.is_file():
+            raise Skip(f"{path}: no such TFLite file")
+        return TFLiteRunner(path=str(path))
+    raise ValueError(f"unknown TF mode {mode!r}; choose one of {', '.join(MODES)}")
+
+
+def classifier_tf(params: Mapping[str, Any]) -> dict[str, Any]:
+    """One TensorFlow or TFLite mode on one model at each batch size."""
+    mode = params["mode"]
+    model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
+    km = load_keras(keras_file(model)) if mode != "tflite-file" else None
+    run = _callable(mode, km, params, model)
+    batches = list(params["batches"])
+    inputs, source = model_inputs(model, batches)
+    timing = {k: params[k] for k in ("warmup", "min_runs", "max_runs", "budget_s") if k in params}
+    stats = []
+    for b in batches:
+        if mode == "predict":  # ~40 ms a call: cap the count so the full run stays inside its budget
+            timing = {**timing, "max_runs": min(int(timing.get("max_runs", 50)), 50)}
+        stats.append(summarize(time_calls(lambda b=b: run(inputs[b]), **timing), b).to_dict())
+    tf = _tf()
+    return {
+        "model": params["model"],
+        "engine": "tflite" if mode.startswith("tflite") else "tensorflow",
+        "mode": MODE_LABELS[mode].format(file=params.get("file", "")),
+        "precision": "fp32" if mode != "tflite-file" else "file",
+        "threads": _threads(),
+        "tensorflow": tf.__version__,
+        "input": source,
+        "stats": stats,
+    }
+
+
+def compare_tf(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Interleaved in one process: edgeemo's default session, TFLite FP32 (XNNPACK) and TF tf.function."""
+    model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
+    km = load_keras(keras_file(model))
+    tfl = TFLiteRunner(content=tflite_from_keras(km))
+    fn = _callable("function", km, params, model)
+    name = model.spec.input.name
+    inputs, source = model_inputs(model, list(params["batches"]))
+    per_batch = []
+    for b, x in inputs.items():
+        feed = {name: x}
+        tfl.prepare(x)
+        samples = interleave(
+            {
+                "edgeemo session": lambda feed=feed: model.session.run(None, feed),
+                MODE_LABELS["tflite"]: lambda x=x: tfl(x),
+                MODE_LABELS["function"]: lambda x=x: fn(x),
+            },
+            rounds=int(params.get("rounds", 10)),
+            per_round=int(params.get("per_round", 10)),
+            warmup=int(params.get("warmup", 5)),
+        )
+        per_batch.append({"batch": b, "contenders": {k: summarize(v, b).to_dict() for k, v in samples.items()}})
+    return {"model": params["model"], "reference": "edgeemo session", "input": source, "batches": per_batch}

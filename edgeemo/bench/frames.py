@@ -1,0 +1,108 @@
+"""Real inputs for benchmarks: video frames and photos from ``../shared/data`` when the checkout has it,
+else scikit-image's astronaut; face crops for the classifiers from FER2013 PublicTest or the same fallbacks.
+
+Every function returns the source it used, so a result file says what was measured.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DETECTOR_SIZES: tuple[tuple[int, int], ...] = ((640, 480), (1280, 720), (1920, 1080))
+PIPELINE_SIZES: tuple[tuple[int, int], ...] = ((960, 540), (640, 480))  # 960x540: the thesis measured 168 ms
+
+
+def shared_data_dir() -> Path | None:
+    """``../shared/data`` beside the repository checkout, when present."""
+    here = Path(__file__).resolve().parents[2]
+    p = here.parent / "shared" / "data"
+    return p if p.is_dir() else None
+
+
+def _video_frames(path: Path, count: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or count
+        step = max(1, total // count)
+        frames = []
+        for k in range(count):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, k * step)
+            ok, frame = cap.read()
+            if ok:
+                frames.append(frame)
+        return frames
+    finally:
+        cap.release()
+
+
+def _astronaut() -> np.ndarray | None:
+    try:
+        from skimage import data
+    except ImportError:
+        return None
+    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+def source_frames(count: int = 4) -> tuple[list[np.ndarray], str]:
+    """A few real BGR frames with faces, at their native size, and a description of where they came from."""
+    shared = shared_data_dir()
+    if shared is not None:
+        video = shared / "videos" / "1zlab_face.mp4"
+        frames = _video_frames(video, count) if video.is_file() else []
+        photos = sorted((shared / "photos").glob("*.jpg"))
+        for p in photos[: max(0, count - len(frames))]:
+            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if img is not None:
+                frames.append(img)
+        if frames:
+            return frames, f"shared data: {video.name} frames + photos"
+    astro = _astronaut()
+    if astro is not None:
+        return [astro], "scikit-image astronaut"
+    raise LookupError("no real frames: ../shared/data is absent and scikit-image is not installed")
+
+
+def resize_cover(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale to cover ``width`` x ``height`` keeping the aspect ratio, then centre-crop to exactly that size."""
+    h, w = frame.shape[:2]
+    s = max(width / w, height / h)
+    nw, nh = max(width, round(w * s)), max(height, round(h * s))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    big = cv2.resize(frame, (nw, nh), interpolation=interp)
+    x0, y0 = (nw - width) // 2, (nh - height) // 2
+    return np.ascontiguousarray(big[y0 : y0 + height, x0 : x0 + width])
+
+
+def frames_at(width: int, height: int, count: int = 4) -> tuple[list[np.ndarray], str]:
+    frames, source = source_frames(count)
+    return [resize_cover(f, width, height) for f in frames], source
+
+
+def face_crops(count: int) -> tuple[list[np.ndarray], str]:
+    """``count`` grayscale face crops (repeated if there are fewer): FER2013 PublicTest, else astronaut, else noise."""
+    shared = shared_data_dir()
+    crops: list[np.ndarray] = []
+    source = ""
+    if shared is not None:
+        files = (
+            sorted((shared / "fer2013-publictest").rglob("*.png"))[:count]
+            or sorted((shared / "fer2013-publictest").rglob("*.jpg"))[:count]
+        )
+        crops = [c for c in (cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files) if c is not None]
+        source = "FER2013 PublicTest"
+    if not crops:
+        astro = _astronaut()
+        if astro is not None:
+            crops = [cv2.cvtColor(astro[30:230, 140:320], cv2.COLOR_BGR2GRAY)]
+            source = "scikit-image astronaut face"
+    if not crops:
+        rng = np.random.default_rng(0)
+        crops = [rng.integers(0, 256, (128, 128), dtype=np.uint8)]
+        source = "seeded noise"
+    return [crops[k % len(crops)] for k in range(count)], source

@@ -1,0 +1,247 @@
+"""Markdown from result documents: the results table for the README, and two result files side by side.
+
+Every figure printed here comes from a result document; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+TF_ENGINES = ("tensorflow",)
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    if x is None:
+        return "–"
+    if x >= 1000:
+        return f"{x:,.0f}"
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.{digits}f}" if x >= 1 else f"{x:.3f}"
+
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _ok(doc: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [r for r in doc["results"] if r["kind"] == kind and r["status"] == "ok"]
+
+
+def _stats_by_batch(r: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {s["batch"]: s for s in r["data"]["stats"]}
+
+
+def machine_lines(doc: dict[str, Any]) -> list[str]:
+    m = doc["machine"]
+    pk = m.get("packages", {})
+    cores = f"{m.get('usable_cores')} usable / {m.get('physical_cores')} physical / {m.get('logical_cores')} logical"
+    lines = [
+        f"- Machine: {m.get('cpu_model')} ({cores} cores, {m.get('memory_gib')} GiB), {m.get('platform')}",
+        f"- CPU flags: {', '.join(m.get('cpu_flags', [])) or 'none recorded'}",
+        f"- onnxruntime {pk.get('onnxruntime') or pk.get('onnxruntime-gpu')} "
+        f"({', '.join(m.get('onnxruntime_providers', []))}); numpy {pk.get('numpy')}; "
+        f"OpenCV {pk.get('opencv-python-headless') or pk.get('opencv-python')}; "
+        f"TensorFlow {pk.get('tensorflow', 'not installed')}; dlib {pk.get('dlib-bin') or pk.get('dlib', '–')}",
+        f"- Run: {doc['mode']} mode, {doc['created_utc']}, {doc.get('total_wall_s', '?')} s in all; "
+        f"load average at start {m.get('load_average_at_start')}; thread env {m.get('thread_env') or 'unset'}",
+    ]
+    if doc.get("device_model") or m.get("device_model"):
+        lines.insert(1, f"- Device: {m.get('device_model')}")
+    return lines
+
+
+def classifier_tables(doc: dict[str, Any]) -> list[str]:
+    rows = _ok(doc, "classifier")
+    out: list[str] = []
+    peak = doc.get("peak_gflops")
+    for model in dict.fromkeys(r["data"]["model"] for r in rows):
+        mine = [r for r in rows if r["data"]["model"] == model]
+        batches = sorted({b for r in mine for b in _stats_by_batch(r)})
+        macs = next((r["data"].get("macs_per_item") for r in mine if r["data"].get("macs_per_item")), None)
+        best_tf = {
+            b: min(
+                (_stats_by_batch(r)[b]["fast90_mean_ms"] for r in mine if r["data"]["engine"] in TF_ENGINES),
+                default=None,
+            )
+            for b in batches
+        }
+        title = f"### Classifier `{model}`"
+        if macs:
+            title += f" ({macs / 1e6:.1f} M multiply-adds per face)"
+        out += [title, ""]
+        header = ["runtime", "batch", "p50 ms", "p90 ms", "p99 ms", "fast-90% mean ms", "faces/s", "× fastest TF"]
+        if macs:
+            header.append("GFLOP/s" + (f" (% of {peak:g})" if peak else ""))
+        header.append("peak RSS MiB")
+        table = []
+        for r in mine:
+            d = r["data"]
+            label = d["mode"] + (f" [{d['providers'][0].replace('ExecutionProvider', '')}]" if "providers" in d else "")
+            for b, s in sorted(_stats_by_batch(r).items()):
+                ref = best_tf.get(b)
+                row = [
+                    label,
+                    str(b),
+                    _fmt(s["p50_ms"]),
+                    _fmt(s["p90_ms"]),
+                    _fmt(s["p99_ms"]),
+                    _fmt(s["fast90_mean_ms"]),
+                    _fmt(s["items_per_s"]),
+                    f"{ref / s['fast90_mean_ms']:.1f}" if ref else "–",
+                ]
+                if macs:
+                    gf = 2 * macs * s["items_per_s"] / 1e9
+                    row.append(f"{gf:.0f}" + (f" ({100 * gf / peak:.0f}%)" if peak else ""))
+                row.append(_fmt(r.get("peak_rss_mib"), 0))
+                table.append(row)
+        out += [*_table(header, table), ""]
+    return out
+
+
+def compare_tables(doc: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for r in _ok(doc, "compare"):
+        d = r["data"]
+        ref = d["reference"]
+        out += [f"### Interleaved `{d['model']}`: {r['id'].split('/')[-1]} (× = how much faster {ref} is)", ""]
+        names = list(d["batches"][0]["contenders"]) if d["batches"] else []
+        header = ["batch", *[f"{n} ms" for n in names], *[f"× vs {n}" for n in names if n != ref]]
+        rows = []
+        for blk in d["batches"]:
+            c = blk["contenders"]
+            base = c[ref]["fast90_mean_ms"]
+            rows.append(
+                [
+                    str(blk["batch"]),
+                    *[_fmt(c[n]["fast90_mean_ms"]) for n in names],
+                    *[f"{c[n]['fast90_mean_ms'] / base:.2f}" for n in names if n != ref],
+                ]
+            )
+        out += [*_table(header, rows), ""]
+    return out
+
+
+def detector_table(doc: dict[str, Any], kind: str = "detector") -> list[str]:
+    rows = _ok(doc, kind)
+    if not rows:
+        return []
+    sizes = sorted({(s["width"], s["height"]) for r in rows for s in r["data"]["sizes"]})
+    header = ["detector", *[f"{w}x{h} ms (FPS)" for w, h in sizes], "faces/frame", "peak RSS MiB"]
+    table = []
+    for r in rows:
+        d = r["data"]
+        opts = ", ".join(f"{k}={v}" for k, v in d.get("options", {}).items())
+        by = {(s["width"], s["height"]): s for s in d["sizes"]}
+        cells = []
+        for key in sizes:
+            s = by.get(key)
+            cells.append(
+                f"{_fmt(s['stats']['p50_ms'])} ({1e3 / s['stats']['p50_ms']:.1f})" if s else "–"  # p50 per frame
+            )
+        faces = "/".join(str(max(s["faces_per_frame"] or [0])) for s in d["sizes"])
+        name = d["detector"] + (f" ({opts})" if opts else "")
+        table.append([name, *cells, faces, _fmt(r.get("peak_rss_mib"), 0)])
+    frames = rows[0]["data"].get("frames", "")
+    return [*_table(header, table), "", f"Frames: {frames}; ms are medians per frame.", ""]
+
+
+def import_lines(doc: dict[str, Any]) -> list[str]:
+    rows = _ok(doc, "import")
+    if not rows:
+        return []
+    d = rows[0]["data"]
+    return [
+        f"- `import edgeemo`: {d['import_ms_median']} ms median of {d['repeats']} fresh interpreters "
+        f"(min {d['import_ms_min']} ms), {d['rss_after_import_mib']} MiB resident afterwards.",
+        "",
+    ]
+
+
+def problem_lines(doc: dict[str, Any]) -> list[str]:
+    out = []
+    for r in doc["results"]:
+        if r["status"] == "skipped":
+            out.append(f"- skipped `{r['id']}`: {r.get('reason')}")
+        elif r["status"] == "error":
+            out.append(f"- ERROR `{r['id']}`: {r.get('error')}")
+    return [*out, ""] if out else []
+
+
+def markdown(doc: dict[str, Any], source: str = "") -> str:
+    """The full results page for one result document."""
+    lines = [
+        "# edgeemo benchmark results",
+        "",
+        f"Generated from `{source or 'a result file'}` by `edgeemo bench report`; do not edit by hand.",
+        "Latency is per call (one batch); faces/s = batch / fast-90% mean; × = speed-up over the named reference.",
+        "",
+        *machine_lines(doc),
+        "",
+        "## Classifiers (isolated processes)",
+        "",
+        *classifier_tables(doc),
+        "## Interleaved A/B comparisons (same process, alternating blocks)",
+        "",
+        *compare_tables(doc),
+        "## Face detectors",
+        "",
+        *detector_table(doc, "detector"),
+        "## Image pipeline (decode excluded: detect, crop, classify)",
+        "",
+        *detector_table(doc, "pipeline"),
+        "## Import and memory",
+        "",
+        *import_lines(doc),
+        *(["## Not measured in this run", "", *problem_lines(doc)] if problem_lines(doc) else []),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _flatten(doc: dict[str, Any]) -> dict[tuple[str, str], float]:
+    """(configuration id, case) → headline milliseconds, for side-by-side comparison."""
+    out: dict[tuple[str, str], float] = {}
+    for r in doc["results"]:
+        if r["status"] != "ok":
+            continue
+        d = r["data"]
+        if r["kind"] == "classifier":
+            for s in d["stats"]:
+                out[(r["id"], f"batch {s['batch']}")] = s["fast90_mean_ms"]
+        elif r["kind"] == "compare":
+            for blk in d["batches"]:
+                for n, s in blk["contenders"].items():
+                    out[(r["id"], f"batch {blk['batch']} {n}")] = s["fast90_mean_ms"]
+        elif r["kind"] in ("detector", "pipeline"):
+            for s in d["sizes"]:
+                out[(r["id"], f"{s['width']}x{s['height']}")] = s["stats"]["p50_ms"]
+        elif r["kind"] == "import":
+            out[(r["id"], "import")] = d["import_ms_median"]
+    return out
+
+
+def compare_markdown(a: dict[str, Any], b: dict[str, Any], name_a: str = "A", name_b: str = "B") -> str:
+    """Two result documents side by side: every case both measured, with B / A (below 1: B is faster)."""
+    fa, fb = _flatten(a), _flatten(b)
+    ma, mb = a["machine"], b["machine"]
+    lines = [
+        f"# {name_a} vs {name_b}",
+        "",
+        f"- A: {ma.get('cpu_model')} / {ma.get('device_model') or ma.get('platform')}, {a['mode']}, {a['created_utc']}",
+        f"- B: {mb.get('cpu_model')} / {mb.get('device_model') or mb.get('platform')}, {b['mode']}, {b['created_utc']}",
+        "",
+    ]
+    rows = []
+    for key in [k for k in fa if k in fb]:
+        ra, rb = fa[key], fb[key]
+        rows.append([key[0], key[1], _fmt(ra), _fmt(rb), f"{rb / ra:.2f}" if ra else "–"])
+    only_a = [k for k in fa if k not in fb]
+    only_b = [k for k in fb if k not in fa]
+    lines += _table(["configuration", "case", "A ms", "B ms", "B / A"], rows)
+    lines += ["", f"{len(rows)} cases in both; {len(only_a)} only in A; {len(only_b)} only in B.", ""]
+    return "\n".join(lines)

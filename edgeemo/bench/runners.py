@@ -1,0 +1,220 @@
+"""Lean-install runners: onnxruntime classifiers, session comparisons, detectors, the image pipeline, import.
+
+Each runner takes the JSON-able ``params`` of its :class:`~edgeemo.bench.plan.Config` and returns a JSON-able
+dict; :class:`~edgeemo.bench.plan.Skip` says the configuration cannot run here and why.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from edgeemo.bench.flops import count_macs
+from edgeemo.bench.frames import DETECTOR_SIZES, PIPELINE_SIZES, face_crops, frames_at
+from edgeemo.bench.plan import Skip
+from edgeemo.bench.stats import interleave, summarize, time_calls
+from edgeemo.errors import EdgeemoError, ModelError
+from edgeemo.session import SessionOptions
+
+
+def _timing(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: params[k] for k in ("warmup", "min_runs", "max_runs", "budget_s") if k in params}
+
+
+def load_model(name: str, precision: str = "fp32", options: SessionOptions | None = None) -> Any:
+    """An :class:`EmotionModel`, or :class:`Skip` when that model or precision is not available here."""
+    from edgeemo.model import EmotionModel
+
+    try:
+        return EmotionModel.load(name, precision, options)
+    except ModelError as exc:
+        raise Skip(str(exc)) from exc
+
+
+def model_inputs(model: Any, batches: list[int]) -> tuple[dict[int, np.ndarray], str]:
+    """One preprocessed input per batch size, from real face crops."""
+    crops, source = face_crops(max(batches))
+    return {b: model.preprocess(crops[:b]) for b in batches}, source
+
+
+def classifier_ort(params: Mapping[str, Any]) -> dict[str, Any]:
+    """edgeemo's default session (or ``params["session"]`` overrides) on one model, precision and device."""
+    options = SessionOptions(device=params.get("device", "cpu"), strict_device=True, **params.get("session", {}))
+    t0 = time.perf_counter()
+    try:
+        model = load_model(params["model"], params.get("precision", "fp32"), options)
+    except EdgeemoError as exc:  # the provider is not in this onnxruntime build
+        raise Skip(str(exc)) from exc
+    load_ms = (time.perf_counter() - t0) * 1e3
+    spec = model.spec.input
+    macs = count_macs(model.path, spec.height, spec.width, spec.channels, spec.layout)
+    batches = list(params["batches"])
+    inputs, source = model_inputs(model, batches)
+    stats = [summarize(time_calls(lambda b=b: model.run_batch(inputs[b]), **_timing(params)), b) for b in batches]
+    return {
+        "model": params["model"],
+        "engine": "onnxruntime",
+        "mode": f"ORT {params.get('precision', 'fp32').upper()}",
+        "precision": params.get("precision", "fp32"),
+        "providers": model.providers,
+        "session_options": asdict(options),
+        "load_ms": round(load_ms, 1),
+        "macs_per_item": macs,
+        "input": source,
+        "stats": [s.to_dict() for s in stats],
+    }
+
+
+def _plain_session(path: str) -> Any:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+
+def compare_sessions(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Interleaved: a plain ``onnxruntime.InferenceSession`` with its defaults against edgeemo's default session."""
+    model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
+    plain = _plain_session(str(model.path))
+    name = model.spec.input.name
+    inputs, source = model_inputs(model, list(params["batches"]))
+    per_batch = []
+    for b, x in inputs.items():
+        feed = {name: x}
+        samples = interleave(
+            {
+                "edgeemo session": lambda feed=feed: model.session.run(None, feed),
+                "onnxruntime defaults": lambda feed=feed: plain.run(None, feed),
+            },
+            rounds=int(params.get("rounds", 10)),
+            per_round=int(params.get("per_round", 10)),
+            warmup=int(params.get("warmup", 5)),
+        )
+        per_batch.append({"batch": b, "contenders": {k: summarize(v, b).to_dict() for k, v in samples.items()}})
+    return {
+        "model": params["model"],
+        "reference": "edgeemo session",
+        "session_options": asdict(SessionOptions(device="cpu")),
+        "input": source,
+        "batches": per_batch,
+    }
+
+
+def _sizes(params: Mapping[str, Any], default: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(int(w), int(h)) for w, h in params.get("sizes", default)]
+
+
+def _cycle(items: list[Any], fn: Callable[[Any], int], counts: list[int]) -> Callable[[], None]:
+    """A no-argument call that feeds the next item (frame) to ``fn`` and records what it returned."""
+    k = [0]
+
+    def one() -> None:
+        counts.append(fn(items[k[0] % len(items)]))
+        k[0] += 1
+
+    return one
+
+
+def detector(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Milliseconds per frame of one detector at each benchmark size, on real frames."""
+    from edgeemo.detectors import create_detector
+
+    try:
+        det = create_detector(params["detector"], **params.get("options", {}))
+    except EdgeemoError as exc:
+        raise Skip(str(exc)) from exc
+    try:
+        sizes, source = [], ""
+        for w, h in _sizes(params, DETECTOR_SIZES):
+            try:
+                frames, source = frames_at(w, h)
+            except LookupError as exc:
+                raise Skip(str(exc)) from exc
+            counts: list[int] = []
+            samples = time_calls(_cycle(frames, lambda f: len(det.detect(f)), counts), **_timing(params))
+            stats = summarize(samples, 1).to_dict()
+            sizes.append({"width": w, "height": h, "faces_per_frame": counts[: len(frames)], "stats": stats})
+        options = dict(params.get("options", {}))
+        return {"detector": params["detector"], "options": options, "frames": source, "sizes": sizes}
+    finally:
+        det.close()
+
+
+def pipeline(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The image pipeline on real frames: JPEG decode, detect, crop, classify, and the whole ``run_image``."""
+    import cv2
+
+    try:
+        from edgeemo.pipeline import Pipeline
+    except ImportError as exc:
+        raise Skip(f"edgeemo.pipeline is not available ({exc})") from exc
+    try:
+        pipe = Pipeline(model=params["model"], detector=params["detector"])
+    except EdgeemoError as exc:
+        raise Skip(str(exc)) from exc
+    timing = _timing(params)
+    try:
+        sizes, source = [], ""
+        for w, h in _sizes(params, PIPELINE_SIZES):
+            try:
+                frames, source = frames_at(w, h)
+            except LookupError as exc:
+                raise Skip(str(exc)) from exc
+            counts: list[int] = []
+            total = time_calls(_cycle(frames, lambda f: len(pipe.run_image(f).faces), counts), **timing)
+            faces = [pipe.detect(f) for f in frames]
+            jpegs = [cv2.imencode(".jpg", f)[1] for f in frames]
+            fast = {**timing, "warmup": 1, "min_runs": 3}
+            stages = {
+                "decode_jpeg": time_calls(_cycle(jpegs, lambda j: len(cv2.imdecode(j, cv2.IMREAD_COLOR)), []), **fast),
+                "detect": time_calls(_cycle(frames, lambda f: len(pipe.detect(f)), []), **fast),
+                "crop": time_calls(_cycle(list(zip(frames, faces)), lambda ff: len(pipe.crops(*ff).crops), []), **fast),
+                "classify": time_calls(
+                    _cycle(
+                        [pipe.crops(f, fc).crops for f, fc in zip(frames, faces)],
+                        lambda c: len(pipe.classify_crops(c)),
+                        [],
+                    ),
+                    **fast,
+                ),
+            }
+            sizes.append(
+                {
+                    "width": w,
+                    "height": h,
+                    "faces_per_frame": counts[: len(frames)],
+                    "stats": summarize(total, 1).to_dict(),
+                    "stages_p50_ms": {k: round(summarize(v, 1).p50_ms, 3) for k, v in stages.items()},
+                }
+            )
+    finally:
+        pipe.close()
+    return {"detector": params["detector"], "model": params["model"], "frames": source, "sizes": sizes}
+
+
+_IMPORT_PROBE = (
+    "import time, resource; t = time.perf_counter(); import edgeemo; d = time.perf_counter() - t; "
+    "print(d, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+)
+
+
+def import_time(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``import edgeemo`` in fresh interpreters: median seconds and the resident memory it leaves."""
+    times, rss = [], []
+    for _ in range(int(params.get("repeats", 5))):
+        out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True, check=True)
+        t, r = out.stdout.split()
+        times.append(float(t))
+        rss.append(int(r) / 1024)
+    return {
+        "import_ms_median": round(statistics.median(times) * 1e3, 1),
+        "import_ms_min": round(min(times) * 1e3, 1),
+        "repeats": len(times),
+        "rss_after_import_mib": round(statistics.median(rss), 1),
+    }

@@ -1,0 +1,123 @@
+"""Latency statistics over properly sorted samples, and the two ways of collecting them.
+
+``time_calls`` times one callable (warm-up, then repeated calls within a time budget); ``interleave`` times
+several callables in alternating blocks so that slow drifts of a shared machine (other processes, frequency
+scaling, thermal state) fall on every contender alike, which makes their ratio trustworthy even when the
+absolute figures are noisy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TimingStats:
+    """Per-call latency in milliseconds for calls of ``batch`` items each."""
+
+    batch: int
+    runs: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    min_ms: float
+    mean_ms: float
+    fast90_mean_ms: float  # mean of the fastest 90% of calls: robust to the slow tail of a shared machine
+    items_per_s: float  # batch / fast90_mean
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TimingStats:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (0 <= q <= 100) of an already sorted, non-empty list."""
+    if not sorted_values:
+        raise ValueError("percentile of no samples")
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile {q} outside 0..100")
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summarize(samples_s: list[float], batch: int) -> TimingStats:
+    """Statistics of per-call durations in seconds; the samples are sorted here, whatever their order."""
+    if not samples_s:
+        raise ValueError("no timing samples")
+    ms = sorted(s * 1e3 for s in samples_s)
+    keep = max(1, math.ceil(len(ms) * 0.9))
+    fast = sum(ms[:keep]) / keep
+    return TimingStats(
+        batch=batch,
+        runs=len(ms),
+        p50_ms=percentile(ms, 50),
+        p90_ms=percentile(ms, 90),
+        p99_ms=percentile(ms, 99),
+        min_ms=ms[0],
+        mean_ms=sum(ms) / len(ms),
+        fast90_mean_ms=fast,
+        items_per_s=batch * 1e3 / fast if fast > 0 else float("inf"),
+    )
+
+
+def time_calls(
+    fn: Callable[[], object],
+    *,
+    warmup: int = 5,
+    min_runs: int = 10,
+    max_runs: int = 1000,
+    budget_s: float = 1.0,
+) -> list[float]:
+    """Durations (s) of repeated ``fn()`` calls after ``warmup`` untimed ones.
+
+    Runs at least ``min_runs`` and at most ``max_runs`` calls, stopping early once ``budget_s`` is spent.
+    """
+    for _ in range(warmup):
+        fn()
+    samples: list[float] = []
+    clock = time.perf_counter
+    deadline = clock() + budget_s
+    while len(samples) < max_runs:
+        t0 = clock()
+        fn()
+        samples.append(clock() - t0)
+        if len(samples) >= min_runs and clock() >= deadline:
+            break
+    return samples
+
+
+def interleave(
+    fns: Mapping[str, Callable[[], object]],
+    *,
+    rounds: int = 10,
+    per_round: int = 10,
+    warmup: int = 5,
+) -> dict[str, list[float]]:
+    """Durations (s) of each callable, timed in ``rounds`` alternating blocks of ``per_round`` calls.
+
+    The order of the contenders is reversed every other round so that neither always runs first.
+    """
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    out: dict[str, list[float]] = {n: [] for n in names}
+    clock = time.perf_counter
+    for r in range(rounds):
+        order = names if r % 2 == 0 else names[::-1]
+        for name in order:
+            fn = fns[name]
+            for _ in range(per_round):
+                t0 = clock()
+                fn()
+                out[name].append(clock() - t0)
+    return out

@@ -1,0 +1,149 @@
+"""Run a plan, one fresh interpreter per configuration, and write one JSON result document.
+
+Result document (schema 1)::
+
+    {"schema": 1, "tool": "edgeemo-bench", "created_utc": "...", "mode": "quick" | "full",
+     "command": [...], "budget": {...}, "machine": {...machine_facts()},
+     "results": [{"id", "kind", "runner", "params", "status": "ok" | "skipped" | "error",
+                  "data" | "reason" | "error", "wall_s", "peak_rss_mib", "baseline_rss_mib"}]}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from edgeemo.bench.machine import machine_facts
+from edgeemo.bench.plan import Budget, Config
+from edgeemo.bench.worker import MARKER
+
+log = logging.getLogger(__name__)
+SCHEMA = 1
+
+
+def run_isolated(config: Config, *, sys_path: Sequence[str] = (), timeout_s: float = 600) -> dict[str, Any]:
+    """Run one configuration in a fresh interpreter; a crash or timeout becomes an ``error`` result."""
+    payload = json.dumps({**config.to_dict(), "sys_path": list(sys_path)})
+    base = config.to_dict()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgeemo.bench.worker"],
+            input=payload,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        return {**base, "status": "error", "error": f"timed out after {timeout_s:.0f} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(MARKER):
+            return {**base, **json.loads(line[len(MARKER) :])}
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+    return {**base, "status": "error", "error": f"worker exited {proc.returncode}: " + " | ".join(tail)}
+
+
+def run_plan(
+    plan: Sequence[Config],
+    *,
+    mode: str,
+    budget: Budget,
+    sys_path: Sequence[str] = (),
+    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Machine facts plus the result of every configuration, in plan order."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "tool": "edgeemo-bench",
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "mode": mode,
+        "command": list(sys.argv),
+        "budget": budget.to_dict(),
+        "machine": machine_facts(),
+        "results": [],
+    }
+    t0 = time.perf_counter()
+    for k, config in enumerate(plan):
+        result = run_isolated(config, sys_path=sys_path)
+        doc["results"].append(result)
+        if result["status"] == "error":
+            log.warning("%s: %s", config.id, result.get("error"))
+        if progress is not None:
+            progress(k + 1, len(plan), result)
+    doc["total_wall_s"] = round(time.perf_counter() - t0, 1)
+    return doc
+
+
+def write_results(doc: dict[str, Any], path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+    return p
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a result document, refusing files that are not edgeemo-bench results."""
+    from edgeemo.errors import InputError
+
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"{p}: result file not found") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{p}: not a readable JSON result file ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("tool") != "edgeemo-bench" or doc.get("schema") != SCHEMA:
+        raise InputError(f"{p}: not an edgeemo-bench result file (schema {SCHEMA})")
+    return doc
+
+
+def repo_root() -> Path | None:
+    """The source checkout this edgeemo runs from, when it has the ``benchmarks/`` TensorFlow runners."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "benchmarks" / "tf_modes.py").is_file() else None
+
+
+def build_plan(
+    *,
+    quick: bool,
+    models: Sequence[str] | None = None,
+    with_tf: bool = False,
+    detectors: Sequence[str] | None = None,
+    pipeline: bool = True,
+) -> tuple[list[Config], Budget, list[str]]:
+    """The plan, its budget and the extra ``sys.path`` entries its runners need.
+
+    ``models`` defaults to every model edgeemo finds; ``detectors`` to every registered one (dlib HOG at
+    upsample 0 and 1). ``with_tf`` adds TensorFlow / TFLite configurations, which need a source checkout.
+    """
+    import onnxruntime as ort
+
+    from edgeemo.assets import list_models
+    from edgeemo.bench.plan import FULL, QUICK, available_devices, detector_configs, lean_plan, tf_plan
+    from edgeemo.detectors import detector_names
+    from edgeemo.errors import InputError
+
+    budget = QUICK if quick else FULL
+    names = list(models) if models else [e.name for e in list_models()]
+    dets = list(detectors) if detectors is not None else detector_names()
+    plan = lean_plan(
+        names,
+        devices=available_devices(ort.get_available_providers()),
+        detectors=detector_configs(dets),
+        pipeline_detectors=dets if pipeline else (),
+        budget=budget,
+    )
+    sys_path: list[str] = []
+    if with_tf:
+        root = repo_root()
+        if root is None:
+            raise InputError("the TensorFlow comparisons need a source checkout with benchmarks/tf_modes.py")
+        plan += tf_plan(names, budget=budget)
+        sys_path.append(str(root))
+    return plan, budget, sys_path

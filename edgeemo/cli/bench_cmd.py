@@ -1,0 +1,96 @@
+"""`edgeemo bench`: run the benchmark harness, render its table, put two result files side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeemo.cli.app import app
+
+bench_app = typer.Typer(
+    help="Benchmark classifiers, detectors and the pipeline; render or compare result files.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.callback()
+def bench_command(
+    ctx: typer.Context,
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke run: a few calls per configuration.")] = False,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Model name (repeatable); default: all found.")
+    ] = None,
+    detector: Annotated[
+        list[str] | None, typer.Option("--detector", "-d", help="Detector (repeatable); default: all registered.")
+    ] = None,
+    with_tf: Annotated[
+        bool, typer.Option("--tf", help="Add TensorFlow / TFLite comparisons (export extra, source checkout).")
+    ] = False,
+    no_detectors: Annotated[bool, typer.Option("--no-detectors", help="Skip detectors and pipeline.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Result JSON (default: bench-<mode>.json).")] = None,
+    table: Annotated[Path | None, typer.Option("--table", help="Also write the markdown table here.")] = None,
+    peak_gflops: Annotated[
+        float | None, typer.Option("--peak-gflops", help="The CPU's peak FP32 GFLOP/s, for % of peak.")
+    ] = None,
+) -> None:
+    """Run the harness (each configuration in its own process) and write one JSON result file."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgeemo.bench.report import markdown
+    from edgeemo.bench.suite import build_plan, run_plan, write_results
+
+    plan, budget, sys_path = build_plan(
+        quick=quick,
+        models=model,
+        with_tf=with_tf,
+        detectors=[] if no_detectors else detector,
+        pipeline=not no_detectors,
+    )
+    mode = "quick" if quick else "full"
+
+    def progress(k: int, n: int, result: dict) -> None:
+        detail = result.get("reason") or result.get("error") or f"{result.get('wall_s')} s"
+        typer.echo(f"[{k}/{n}] {result['id']}: {result['status']} ({detail})", err=True)
+
+    doc = run_plan(plan, mode=mode, budget=budget, sys_path=sys_path, progress=progress)
+    if peak_gflops:
+        doc["peak_gflops"] = peak_gflops
+    path = write_results(doc, out or Path(f"bench-{mode}.json"))
+    typer.echo(f"results: {path}")
+    if table is not None:
+        table.parent.mkdir(parents=True, exist_ok=True)
+        table.write_text(markdown(doc, str(path)))
+        typer.echo(f"table: {table}")
+
+
+@bench_app.command("report")
+def report_command(
+    results: Annotated[Path, typer.Argument(help="A result JSON written by `edgeemo bench`.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the markdown here instead of stdout.")] = None,
+) -> None:
+    """Render a result file as the markdown results table."""
+    from edgeemo.bench.report import markdown
+    from edgeemo.bench.suite import load_results
+
+    text = markdown(load_results(results), results.as_posix())
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text)
+        typer.echo(f"table: {out}")
+
+
+@bench_app.command("compare")
+def compare_command(
+    a: Annotated[Path, typer.Argument(help="Result JSON A (e.g. a desktop run).")],
+    b: Annotated[Path, typer.Argument(help="Result JSON B (e.g. a Jetson run).")],
+) -> None:
+    """Put two result files side by side: every case both measured, with the ratio B / A."""
+    from edgeemo.bench.report import compare_markdown
+    from edgeemo.bench.suite import load_results
+
+    typer.echo(compare_markdown(load_results(a), load_results(b), a.name, b.name))
