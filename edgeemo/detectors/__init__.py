@@ -30,6 +30,13 @@ def _lazy(module: str, cls: str) -> Callable[..., Detector]:
 
 
 register(
+    "blazeface",
+    _lazy("blazeface", "BlazeFaceDetector"),
+    "MediaPipe BlazeFace as ONNX on onnxruntime, 6 landmarks; model=short|full|auto (default auto); CPU or GPU",
+    extra="cpu",
+    requires=("onnxruntime",),
+)
+register(
     "dlib-hog",
     _lazy("dlib_hog", "DlibHogDetector"),
     "dlib HOG + SVM, frontal faces >= ~80 px (upsample=1: >= ~40 px); CPU",
