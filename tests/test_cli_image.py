@@ -1,0 +1,129 @@
+"""`edgeemo image`: annotated images and JSON for real faces; every bad input gets a message, the rest go on."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeemo.cli import app
+from edgeemo.detectors import create_detector
+from edgeemo.errors import EdgeemoError
+
+runner = CliRunner()
+
+
+def encode(ext: str, image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(ext, image)
+    assert ok
+    return buf.tobytes()
+
+
+def huge_png_header(width: int = 20000, height: int = 20000) -> bytes:
+    """A PNG of a few hundred bytes whose header claims ``width`` x ``height``."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * (width + 1))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def detector() -> str:
+    for name in ("blazeface", "dlib-hog"):
+        try:
+            create_detector(name).close()
+            return name
+        except EdgeemoError:  # missing dependency or asset: try the next one
+            continue
+    pytest.skip("neither blazeface nor dlib-hog can be created here")
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path, astronaut_bgr: np.ndarray) -> dict[str, Path]:
+    """Good and bad inputs side by side in one folder."""
+    d = tmp_path / "in"
+    d.mkdir()
+    face = astronaut_bgr
+    gray = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
+    files = {
+        "face.jpg": encode(".jpg", face),
+        "face16.png": encode(".png", face.astype(np.uint16) * 257),
+        "face_rgba.png": encode(".png", cv2.cvtColor(face, cv2.COLOR_BGR2BGRA)),
+        "face_gray.png": encode(".png", gray),
+        "wall.png": encode(".png", np.full((240, 320, 3), 128, np.uint8)),
+        "empty.jpg": b"",
+        "truncated.jpg": encode(".jpg", face)[:5000],
+        "text.jpg": b"I am a text file with a photo's name\n",
+        "dot.png": encode(".png", np.zeros((1, 1, 3), np.uint8)),
+        "huge.png": huge_png_header(),
+    }
+    out = {}
+    for name, data in files.items():
+        (d / name).write_bytes(data)
+        out[name] = d / name
+    return out
+
+
+def test_image_command_reports_bad_files_and_goes_on(tmp_path: Path, inputs: dict[str, Path], detector: str) -> None:
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["image", *map(str, inputs.values()), "--out", str(out), "--json", "-d", detector])
+    assert r.exit_code == 2, r.output
+    expect_errors = {
+        "empty.jpg": "empty file (0 bytes)",
+        "truncated.jpg": "truncated JPEG",
+        "text.jpg": "not an image",
+        "dot.png": "too small to hold a face",
+        "huge.png": "above the limit of 100 MP",
+    }
+    for name, problem in expect_errors.items():
+        lines = [ln for ln in r.stderr.splitlines() if ln.startswith(f"edgeemo: error: {inputs[name]}: ")]
+        assert len(lines) == 1 and problem in lines[0], (name, r.stderr)
+    assert "5 of 10 inputs failed" in r.stderr
+    for name in ("face.jpg", "face16.png", "face_rgba.png", "face_gray.png"):
+        stem = Path(name).stem
+        doc = json.loads((out / f"{stem}.json").read_text())
+        assert [f["label"] for f in doc["faces"]] == ["happy"], name
+        assert doc["source"] == str(inputs[name])
+        assert cv2.imread(str(out / name)).shape[:2] == (512, 512)
+    wall = json.loads((out / "wall.json").read_text())
+    assert wall["faces"] == []  # no face is a result, not a failure
+    assert not (out / "empty.json").exists()
+    assert "wall.png: 320x240, 0 faces" in r.stdout
+
+
+def test_json_lines_on_stdout_and_exit_zero(inputs: dict[str, Path], detector: str) -> None:
+    r = runner.invoke(app, ["image", str(inputs["face.jpg"]), str(inputs["wall.png"]), "--json", "-d", detector])
+    assert r.exit_code == 0, r.output
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [len(d["faces"]) for d in docs] == [1, 0]
+    face = docs[0]["faces"][0]
+    assert face["label"] == "happy" and face["va_source"] == "derived"
+    assert "1 face: happy" in r.stderr
+
+
+def test_folder_input_and_refused_output_folder(inputs: dict[str, Path], detector: str) -> None:
+    folder = inputs["face.jpg"].parent
+    r = runner.invoke(app, ["image", str(folder), "--out", str(folder), "-d", detector])
+    assert r.exit_code != 0
+    assert "is the folder of input" in str(r.exception)
+
+
+def test_margin_and_runtime_options_reach_the_pipeline(inputs: dict[str, Path], detector: str) -> None:
+    args = ["image", str(inputs["face.jpg"]), "--json", "-d", detector, "--device", "cpu", "--threads", "1"]
+    tight = json.loads(runner.invoke(app, [*args, "--margin", "0"]).stdout)
+    loose = json.loads(runner.invoke(app, [*args, "--margin-ratio", "0.5", "--graph-opt", "basic"]).stdout)
+    p_tight = tight["faces"][0]["probabilities"]
+    p_loose = loose["faces"][0]["probabilities"]
+    assert p_tight != p_loose  # different crops give different probabilities
+    assert tight["faces"][0]["box"] == loose["faces"][0]["box"]
+    r = runner.invoke(app, [*args, "--detector-option", "no-equals-sign"])
+    assert r.exit_code != 0 and "KEY=VALUE" in str(r.exception)
