@@ -96,6 +96,8 @@ def parse_source(source: str | int | os.PathLike[str]) -> tuple[SourceKind, str 
         raise InputError(f"{text}: is a folder, not a video file")
     if not os.access(p, os.R_OK):
         raise InputError(f"{text}: video file is not readable (permissions)")
+    if p.stat().st_size == 0:
+        raise DecodeError(f"{text}: video file is empty (0 bytes)")
     return "file", str(p)
 
 
@@ -124,7 +126,7 @@ class _PyAVDecoder:
             raise DecodeError(f"{source}: cannot open as a video ({_av_reason(exc)})") from exc
         if not self.container.streams.video:
             self.container.close()
-            raise DecodeError(f"{source}: no video stream in this file")
+            raise DecodeError(f"{source}: no video stream in this file (or one without frames)")
         self.stream = self.container.streams.video[0]
         ctx = self.stream.codec_context
         if ctx is None:
@@ -304,8 +306,12 @@ class FrameReader:
                 index += 1
                 self.stats.decoded += 1
                 self._put(frame)
+            expected = self.info.frame_count
             if self._stop.is_set():
                 reason = "stopped"
+            elif self.info.kind == "file" and expected and self.stats.decoded + d.corrupt < expected:
+                reason = f"file ended after {self.stats.decoded} of {expected} frames (truncated or corrupt)"
+                log.warning("%s: %s", self.info.source, reason)
             elif isinstance(d, _OpenCVDecoder) and d.unplugged:
                 reason = "camera stopped delivering frames (unplugged?)"
                 log.warning("camera %s: %s", self.info.source, reason)
