@@ -140,7 +140,9 @@ def classify_batch(
 
 @app.command("classify")
 def classify_command(
-    folder: Annotated[Path, typer.Argument(file_okay=False, help="Folder of face-crop images.", show_default=False)],
+    folder: Annotated[
+        Path, typer.Argument(metavar="DIR", file_okay=False, help="Folder of face-crop images.", show_default=False)
+    ],
     out: Annotated[
         Path, typer.Option("--out", "-o", dir_okay=False, help="Submission CSV (image_path,emotion).")
     ] = Path("submission.csv"),

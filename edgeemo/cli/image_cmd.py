@@ -85,7 +85,9 @@ def summary_line(path: Path, result: FrameResult, decode_ms: float, detect_ms: f
 
 @app.command("image")
 def image_command(
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders of images.", show_default=False)],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATH...", help="Image files or folders of images.", show_default=False)
+    ],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", file_okay=False, help="Write annotated images (and JSON) here.")
     ] = None,
