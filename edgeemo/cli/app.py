@@ -46,7 +46,8 @@ def _root(
 def main() -> None:
     """Console entry point: run the app, turning :class:`EdgeemoError` into a message and its exit code."""
     try:
-        app(standalone_mode=False)
+        # In non-standalone mode click returns (not raises) the code of a `typer.Exit` raised by a command.
+        rc = app(standalone_mode=False)
     except EdgeemoError as exc:
         if _state["verbose"]:
             raise
@@ -66,3 +67,5 @@ def main() -> None:
             show()
             sys.exit(code)
         raise
+    if isinstance(rc, int) and rc != 0:
+        sys.exit(rc)
