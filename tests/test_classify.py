@@ -184,6 +184,7 @@ def test_kill_9_loses_at_most_the_batch_in_flight(tmp_path: Path, astronaut_bgr:
     assert f"({600 - journaled} new, {journaled} already done)" in r.stdout
 
 
+@pytest.mark.slow
 def test_fer_publictest_accuracy(tmp_path: Path, fer_publictest: Path) -> None:
     """Reproduces the export parity report's FP32 accuracy of mini-Xception on FER2013 PublicTest: 0.6523."""
     out = tmp_path / "submission.csv"

@@ -86,7 +86,7 @@ def summary_line(path: Path, result: FrameResult, decode_ms: float, detect_ms: f
 @app.command("image")
 def image_command(
     paths: Annotated[
-        list[Path], typer.Argument(metavar="PATH...", help="Image files or folders of images.", show_default=False)
+        list[Path], typer.Argument(metavar="PATH", help="Image files or folders of images.", show_default=False)
     ],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", file_okay=False, help="Write annotated images (and JSON) here.")
