@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -154,7 +155,7 @@ def test_tiles_cover_the_frame_with_overlap():
         covered[y1:y2, x1:x2] = True
     assert covered.all()
     xs = sorted({x1 for x1, *_ in wins})
-    assert all(a + 768 - b >= 240 for a, b in zip(xs, xs[1:]))
+    assert all(a + 768 - b >= 240 for a, b in pairwise(xs))
 
 
 def test_short_misses_the_group_that_full_finds(short, full, shared_photos):

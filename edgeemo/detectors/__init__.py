@@ -43,6 +43,13 @@ register(
     extra="dlib",
     requires=("dlib",),
 )
+register(
+    "mediapipe",
+    _lazy("mediapipe", "MediaPipeDetector"),
+    "MediaPipe Tasks FaceDetector, short-range BlazeFace .tflite, 6 landmarks; close-up faces; CPU",
+    extra="mediapipe",
+    requires=("mediapipe",),
+)
 
 __all__ = [
     "DEFAULT_DETECTOR",

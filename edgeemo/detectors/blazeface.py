@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 METADATA_KEY = "edgeemo.detector"
 ModelChoice = Literal["short", "full", "auto"]
 MODEL_CHOICES: tuple[str, ...] = ("short", "full", "auto")
+ANTIALIAS_FACTOR = 1.5  # with antialias, shrink large frames by area averaging to this many input sizes first
 AUTO_MIN_SCORE = 0.5  # MediaPipe Tasks' default min_detection_confidence
 MODEL_FILES = {"short": "face_detection_short_range.onnx", "full": "face_detection_full_range.onnx"}
 
@@ -208,29 +209,40 @@ class BlazeFaceModel:
         self._input = np.empty((1, s, s, 3), np.float32)
         # Affine normalisation as a 256-entry lookup table (pixel value → model value).
         self._lut = np.arange(256, dtype=np.float32) * self.spec.pixel_scale + self.spec.pixel_offset
-        self._pad = np.float32(self.spec.pixel_offset)  # a black pixel
 
-    def raw(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
-        """Model outputs for a checked BGR/gray frame and the letterbox (left, top, x scale, y scale) in pixels."""
+    def raw(
+        self, frame: np.ndarray, antialias: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
+        """Model outputs for a checked BGR/gray frame and the letterbox (left, top, x scale, y scale) in pixels.
+
+        The frame is mapped into the input square as MediaPipe's ImageToTensorCalculator does (OpenCV
+        backend): one bilinear affine warp, aspect ratio kept, centred, the rest black. A bilinear warp that
+        shrinks a large frame many times over aliases; with ``antialias`` the frame is first shrunk by area
+        averaging to 1.5x the input size, which helps small faces (see docs/detectors.md) but departs from
+        MediaPipe's own input by a little.
+        """
         h, w = frame.shape[:2]
         s = self.spec.size
+        fx = fy = 1.0
+        if antialias and max(h, w) > ANTIALIAS_FACTOR * s:
+            k = ANTIALIAS_FACTOR * s / max(h, w)
+            sw, sh = max(1, round(w * k)), max(1, round(h * k))
+            frame = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)
+            fx, fy = sw / w, sh / h
+            h, w = sh, sw
         scale = s / max(h, w)
-        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        small = cv2.resize(frame, (nw, nh), interpolation=interp)
-        if small.ndim == 2:
-            small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
-        left, top = (s - nw) // 2, (s - nh) // 2
-        self._input.fill(self._pad)
-        self._input[0, top : top + nh, left : left + nw] = self._lut[small[:, :, ::-1]]
+        left, top = (s - w * scale) / 2, (s - h * scale) / 2
+        warp = np.array([[scale, 0.0, left], [0.0, scale, top]])
+        square = cv2.warpAffine(frame, warp, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        self._input[0] = self._lut[square[:, :, None] if square.ndim == 2 else square[:, :, ::-1]]
         boxes, scores = self._session.run(
             [self.spec.boxes_output, self.spec.scores_output], {self.spec.input_name: self._input}
         )
-        return boxes[0], scores[0], (float(left), float(top), nw / w, nh / h)
+        return boxes[0], scores[0], (left, top, scale * fx, scale * fy)
 
-    def detect(self, frame: np.ndarray, min_score: float, min_suppression: float) -> Decoded:
+    def detect(self, frame: np.ndarray, min_score: float, min_suppression: float, antialias: bool = False) -> Decoded:
         """Detections of a checked frame in frame pixels (boxes may reach outside the frame), best first."""
-        raw_boxes, raw_scores, (left, top, sx, sy) = self.raw(frame)
+        raw_boxes, raw_scores, (left, top, sx, sy) = self.raw(frame, antialias)
         d = weighted_nms(decode(raw_boxes, raw_scores, self.anchors, self.spec, min_score), min_suppression)
         s = float(self.spec.size)
         offset = np.array([left, top], np.float32)
@@ -275,6 +287,8 @@ class BlazeFaceDetector:
       ``tile / 12`` pixels (~65 px at the default 768, below dlib HOG's ~80 px floor) in frames of any size.
       One session call up to ``tile`` pixels, 1 + windows above (3 at 1280x720, 9 at 1920x1080).
 
+    ``antialias`` (default: on for ``full`` and ``auto``, off for ``short``) shrinks large frames by area
+    averaging before MediaPipe's bilinear warp; off, the model input equals MediaPipe's.
     ``min_score`` and ``min_suppression`` default to MediaPipe's values for the chosen model (0.5 for
     ``short`` and ``auto``, 0.6 for ``full``; 0.3); ``model_path`` replaces the shipped file (an ONNX written
     by export/blazeface.py).
@@ -288,6 +302,7 @@ class BlazeFaceDetector:
         min_score: float | None = None,
         min_suppression: float | None = None,
         tile: int = 768,
+        antialias: bool | None = None,
         model_path: str | os.PathLike[str] | None = None,
         session_options: SessionOptions | None = None,
     ) -> None:
@@ -304,6 +319,8 @@ class BlazeFaceDetector:
         )
         self.model = model
         self.tile = int(tile)
+        # Exact MediaPipe input for the short-range model (its reference); anti-aliased for full range.
+        self.antialias = (variant == "full") if antialias is None else bool(antialias)
         self._model: BlazeFaceModel | None = BlazeFaceModel(path, session_options)
         spec = self._model.spec
         # auto keeps faces that the full-range model scores 0.5-0.6 at the small end of its range in a window.
@@ -317,9 +334,12 @@ class BlazeFaceDetector:
         if self._model is None:
             raise EdgeemoError("detector 'blazeface' was closed")
         h, w = frame.shape[:2]
-        d = self._model.detect(frame, self.min_score, self.min_suppression)
-        if self.model == "auto" and max(h, w) > self.tile:
-            d = self._with_tiles(frame, d)
+        d = self._model.detect(frame, self.min_score, self.min_suppression, self.antialias)
+        if self.model == "auto":
+            # Overlap: more than the smallest face the whole-frame pass finds (about 1/13 of the longer side).
+            windows = tiles(w, h, self.tile, min(max(h, w) // 8, self.tile // 2))
+            if len(windows) > 1:
+                d = self._with_tiles(self._model, frame, d, windows)
         faces = []
         for box, kps, score in zip(d.boxes, d.keypoints, d.scores):
             b = clipped_box(*box, w, h)
@@ -327,18 +347,18 @@ class BlazeFaceDetector:
                 faces.append(Face(b, float(score), tuple((float(x), float(y)) for x, y in kps)))
         return faces
 
-    def _with_tiles(self, frame: np.ndarray, whole: Decoded) -> Decoded:
+    def _with_tiles(
+        self, model: BlazeFaceModel, frame: np.ndarray, whole: Decoded, windows: list[tuple[int, int, int, int]]
+    ) -> Decoded:
         """Add detections from overlapping tiles to the whole-frame ones and merge them.
 
         A tile's detection touching one of the tile's inner edges is a cut face and is dropped: the overlap
         puts that face whole into the neighbouring tile, or it is large enough for the whole-frame pass.
         """
-        assert self._model is not None
         h, w = frame.shape[:2]
-        overlap = min(max(h, w) // 8, self.tile // 2)  # > the smallest face the whole-frame pass finds (~1/13)
         parts = [whole]
-        for x1, y1, x2, y2 in tiles(w, h, self.tile, overlap):
-            d = self._model.detect(frame[y1:y2, x1:x2], self.min_score, self.min_suppression)
+        for x1, y1, x2, y2 in windows:
+            d = model.detect(frame[y1:y2, x1:x2], self.min_score, self.min_suppression, self.antialias)
             margin = 0.01 * max(x2 - x1, y2 - y1)
             b = d.boxes
             cut = (
