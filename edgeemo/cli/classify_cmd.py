@@ -118,17 +118,17 @@ def classify_batch(
         rel = f.relative_to(root).as_posix()
         try:
             image = read_image(f, max_pixels=max_pixels)
-        except InputError as exc:
+            if detect:
+                with detect_lock:
+                    faces = pipe.detect(image)
+                cropped = pipe.crops(image, faces[:1]) if faces else None
+                if cropped is not None and len(cropped):
+                    image = cropped.crops[0]
+                else:
+                    no_face += 1  # classified as a whole: the folder is meant to hold face crops
+        except InputError as exc:  # DecodeError included: listed in the errors report, the batch goes on
             errors.append((rel, str(exc).removeprefix(f"{f}: ")))
             continue
-        if detect:
-            with detect_lock:
-                faces = pipe.detect(image)
-            cropped = pipe.crops(image, faces[:1]) if faces else None
-            if cropped is not None and len(cropped):
-                image = cropped.crops[0]
-            else:
-                no_face += 1  # classified as a whole: the folder is meant to hold face crops
         crops.append(image)
         names.append(rel)
     rows = [
