@@ -218,7 +218,7 @@ class Pipeline:
     # -- lifetime ---------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release the detector (when built here) and the sessions; the pipeline cannot be used afterwards."""
+        """Close the detector when this pipeline built it; afterwards only :meth:`classify_crops` still works."""
         if self.detector is not None and self._owns_detector:
             self.detector.close()
         self.detector = None
