@@ -189,3 +189,12 @@ def test_natural_sort_and_listing(tmp_path: Path, face_bgr: np.ndarray) -> None:
         "b/3.png",
     ]
     assert sorted(["img10.jpg", "img2.jpg", "Img1.jpg"], key=natural_key) == ["Img1.jpg", "img2.jpg", "img10.jpg"]
+
+
+def test_huge_jpeg_is_refused_from_its_header(tmp_path: Path, face_bgr: np.ndarray) -> None:
+    data = bytearray(encode(".jpg", face_bgr))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 20000, 20000)  # claim 20000x20000 in the frame header
+    p = write(tmp_path, "huge.jpg", bytes(data))
+    with pytest.raises(DecodeError, match=r"huge\.jpg: image is 20000x20000 \(400\.0 MP\), above the limit"):
+        read_image(p)
