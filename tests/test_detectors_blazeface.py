@@ -177,6 +177,26 @@ def test_auto_tiles_large_frames_of_small_faces(full, auto, shared_photos):
     assert max(a.iou(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]) < 0.3  # no duplicates
 
 
+# Faces found per shared photo (which hold 4, 3, 5, 6, 5, 2 and 6 faces) by short, full and auto.
+COUNTS = {
+    "face-api-js_bbt1.jpg": (0, 4, 4),
+    "face-api-js_bbt2.jpg": (2, 3, 3),
+    "face-api-js_bbt3.jpg": (2, 5, 5),
+    "face-api-js_bbt4.jpg": (6, 6, 6),
+    "face-api-js_bbt5.jpg": (3, 5, 5),
+    "face_recognition_two_people.jpg": (2, 2, 2),
+    "facenet-pytorch_multiface.jpg": (0, 6, 6),
+}
+
+
+def test_counts_on_the_shared_photos(short, full, auto, shared_photos):
+    found = {}
+    for path in sorted(shared_photos.glob("*.jpg")):
+        frame = cv2.imread(str(path))
+        found[path.name] = tuple(len(d.detect(frame)) for d in (short, full, auto))
+    assert found == COUNTS
+
+
 def test_auto_finds_at_least_what_dlib_hog_finds(auto, shared_photos):
     dlib = pytest.importorskip("dlib")
     hog = dlib.get_frontal_face_detector()

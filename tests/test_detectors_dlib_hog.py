@@ -72,3 +72,20 @@ def test_scores_best_first_on_a_group_photo(hog, shared_photos):
     assert len(faces) == 6
     scores = [f.score for f in faces]
     assert scores == sorted(scores, reverse=True)
+
+
+# Faces dlib HOG (upsample 0) finds in each shared photo; the photos hold 4, 3, 5, 6, 5, 2 and 6 faces.
+HOG_COUNTS = {
+    "face-api-js_bbt1.jpg": 4,
+    "face-api-js_bbt2.jpg": 2,
+    "face-api-js_bbt3.jpg": 4,
+    "face-api-js_bbt4.jpg": 6,
+    "face-api-js_bbt5.jpg": 5,
+    "face_recognition_two_people.jpg": 2,
+    "facenet-pytorch_multiface.jpg": 6,
+}
+
+
+def test_counts_on_the_shared_photos(hog, shared_photos):
+    found = {p.name: len(hog.detect(cv2.imread(str(p)))) for p in sorted(shared_photos.glob("*.jpg"))}
+    assert found == HOG_COUNTS

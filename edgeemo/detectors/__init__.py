@@ -32,21 +32,28 @@ def _lazy(module: str, cls: str) -> Callable[..., Detector]:
 register(
     "blazeface",
     _lazy("blazeface", "BlazeFaceDetector"),
-    "MediaPipe BlazeFace as ONNX on onnxruntime, 6 landmarks; model=short|full|auto (default auto); CPU or GPU",
+    "BlazeFace (MediaPipe) as ONNX on onnxruntime, 6 landmarks; model=auto|full|short",
     extra="cpu",
     requires=("onnxruntime",),
 )
 register(
     "dlib-hog",
     _lazy("dlib_hog", "DlibHogDetector"),
-    "dlib HOG + SVM, frontal faces >= ~80 px (upsample=1: >= ~40 px); CPU",
+    "dlib HOG + SVM, frontal faces >= ~80 px (upsample=1: ~40 px)",
+    extra="dlib",
+    requires=("dlib",),
+)
+register(
+    "dlib-cnn",
+    _lazy("dlib_cnn", "DlibCnnDetector"),
+    "dlib MMOD CNN, robust to pose; seconds per frame without CUDA",
     extra="dlib",
     requires=("dlib",),
 )
 register(
     "mediapipe",
     _lazy("mediapipe", "MediaPipeDetector"),
-    "MediaPipe Tasks FaceDetector, short-range BlazeFace .tflite, 6 landmarks; close-up faces; CPU",
+    "MediaPipe Tasks FaceDetector, short-range model, 6 landmarks; close-ups",
     extra="mediapipe",
     requires=("mediapipe",),
 )

@@ -1,0 +1,75 @@
+"""``dlib-cnn``: dlib's MMOD CNN face detector with the shipped ``mmod_human_face_detector.dat`` (CC0).
+
+More robust than HOG to pose and lighting, but made for a CUDA build of dlib: on a CPU it takes seconds per
+frame (about 2 s at 960x540), so creating it without CUDA logs a warning once per process. Scores are
+dlib's detection confidences (MMOD margins), not probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeemo.assets import asset_path
+from edgeemo.detectors._frames import check_frame, clipped_box, to_rgb
+from edgeemo.errors import EdgeemoError, InputError, ModelError
+from edgeemo.results import Face
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = ("detectors", "dlib", "mmod_human_face_detector.dat")
+_warned_no_cuda: list[bool] = []
+
+
+class DlibCnnDetector:
+    """``dlib.cnn_face_detection_model_v1`` on RGB frames, boxes clipped to the frame, best first."""
+
+    name = "dlib-cnn"
+
+    def __init__(self, upsample: int = 0, weights: str | os.PathLike[str] | None = None) -> None:
+        if int(upsample) < 0:
+            raise InputError(f"detector 'dlib-cnn': upsample must be >= 0, got {upsample}")
+        import dlib
+
+        path = Path(weights) if weights is not None else asset_path(*WEIGHTS)
+        if not path.is_file():
+            raise ModelError(f"{path}: dlib CNN weights not found")
+        try:
+            self._net: Any = dlib.cnn_face_detection_model_v1(str(path))
+        except RuntimeError as exc:
+            raise ModelError(f"{path}: dlib cannot load it ({exc})") from exc
+        self.upsample = int(upsample)
+        self.cuda = bool(getattr(dlib, "DLIB_USE_CUDA", False))
+        if not self.cuda and not _warned_no_cuda:
+            _warned_no_cuda.append(True)
+            log.warning(
+                "detector 'dlib-cnn': this dlib build has no CUDA, so the CNN runs on the CPU at seconds per "
+                "frame; use 'blazeface' or 'dlib-hog' for speed, or a CUDA build of dlib"
+            )
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        frame = check_frame(frame, self.name)
+        if self._net is None:
+            raise EdgeemoError("detector 'dlib-cnn' was closed")
+        h, w = frame.shape[:2]
+        faces = []
+        for d in self._net(to_rgb(frame), self.upsample):
+            r = d.rect
+            box = clipped_box(r.left(), r.top(), r.right() + 1, r.bottom() + 1, w, h)
+            if box is not None:
+                faces.append(Face(box, float(d.confidence)))
+        faces.sort(key=lambda f: f.score, reverse=True)
+        return faces
+
+    def close(self) -> None:
+        self._net = None
+
+    def __enter__(self) -> DlibCnnDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
