@@ -75,6 +75,14 @@ def lean_plan(
                 )
         plan.append(
             Config(
+                f"classifier/{model}/ort-fp32-optimized-cpu",
+                "classifier",
+                f"{LEAN}:classifier_ort",
+                {"model": model, "precision": "fp32", "optimize": True, "batches": list(batches), **b},
+            )
+        )
+        plan.append(
+            Config(
                 f"compare/{model}/ort-sessions",
                 "compare",
                 f"{LEAN}:compare_sessions",

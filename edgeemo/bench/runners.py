@@ -9,9 +9,11 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +23,7 @@ from edgeemo.bench.frames import DETECTOR_SIZES, PIPELINE_SIZES, face_crops, fra
 from edgeemo.bench.plan import Skip
 from edgeemo.bench.stats import interleave, summarize, time_calls
 from edgeemo.errors import EdgeemoError, ModelError
-from edgeemo.session import SessionOptions
+from edgeemo.session import SessionOptions, create_session
 
 
 def _timing(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -44,12 +46,47 @@ def model_inputs(model: Any, batches: list[int]) -> tuple[dict[int, np.ndarray],
     return {b: model.preprocess(crops[:b]) for b in batches}, source
 
 
+def optimized_graph(path: str | Path) -> bytes | None:
+    """The model after ``export.optimize.optimize_onnx`` (needs ``onnx``), or None when that changes nothing."""
+    try:
+        import onnx
+
+        from export.optimize import fold_input_normalisation
+    except ImportError:
+        return None
+    proto = onnx.load(str(path))
+    if not fold_input_normalisation(proto):
+        return None
+    return proto.SerializeToString()
+
+
 def classifier_ort(params: Mapping[str, Any]) -> dict[str, Any]:
-    """edgeemo's default session (or ``params["session"]`` overrides) on one model, precision and device."""
+    """edgeemo's default session (or ``params["session"]`` overrides) on one model, precision and device.
+
+    With ``optimize``, the graph first goes through ``export.optimize`` (skipped where that changes nothing).
+    """
     options = SessionOptions(device=params.get("device", "cpu"), strict_device=True, **params.get("session", {}))
+    precision = params.get("precision", "fp32")
+    with tempfile.TemporaryDirectory() as tmp:
+        name: str = params["model"]
+        if params.get("optimize"):
+            from edgeemo.assets import resolve_model
+
+            try:
+                graph = optimized_graph(resolve_model(name, precision))
+            except ModelError as exc:
+                raise Skip(str(exc)) from exc
+            if graph is None:
+                raise Skip("export.optimize does not change this graph (or onnx is not installed)")
+            name = str(Path(tmp) / "model.onnx")
+            Path(name).write_bytes(graph)
+        return _classifier_ort(params, name, precision, options)
+
+
+def _classifier_ort(params: Mapping[str, Any], name: str, precision: str, options: SessionOptions) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
-        model = load_model(params["model"], params.get("precision", "fp32"), options)
+        model = load_model(name, precision, options)
     except EdgeemoError as exc:  # the provider is not in this onnxruntime build
         raise Skip(str(exc)) from exc
     load_ms = (time.perf_counter() - t0) * 1e3
@@ -61,8 +98,8 @@ def classifier_ort(params: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "model": params["model"],
         "engine": "onnxruntime",
-        "mode": f"ORT {params.get('precision', 'fp32').upper()}",
-        "precision": params.get("precision", "fp32"),
+        "mode": f"ORT {precision.upper()}" + (" optimized graph" if params.get("optimize") else ""),
+        "precision": precision,
         "providers": model.providers,
         "session_options": asdict(options),
         "load_ms": round(load_ms, 1),
@@ -79,19 +116,25 @@ def _plain_session(path: str) -> Any:
 
 
 def compare_sessions(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Interleaved: a plain ``onnxruntime.InferenceSession`` with its defaults against edgeemo's default session."""
+    """Interleaved: edgeemo's default session against a plain ``onnxruntime.InferenceSession`` with its defaults,
+    and against edgeemo's session on the ``export.optimize`` graph where that changes the model."""
     model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
     plain = _plain_session(str(model.path))
+    graph = optimized_graph(model.path)
+    optimized = create_session(graph, SessionOptions(device="cpu")) if graph is not None else None
     name = model.spec.input.name
     inputs, source = model_inputs(model, list(params["batches"]))
     per_batch = []
     for b, x in inputs.items():
         feed = {name: x}
+        contenders = {
+            "edgeemo session": lambda feed=feed: model.session.run(None, feed),
+            "onnxruntime defaults": lambda feed=feed: plain.run(None, feed),
+        }
+        if optimized is not None:
+            contenders["edgeemo session, optimized graph"] = lambda feed=feed: optimized.run(None, feed)
         samples = interleave(
-            {
-                "edgeemo session": lambda feed=feed: model.session.run(None, feed),
-                "onnxruntime defaults": lambda feed=feed: plain.run(None, feed),
-            },
+            contenders,
             rounds=int(params.get("rounds", 10)),
             per_round=int(params.get("per_round", 10)),
             warmup=int(params.get("warmup", 5)),

@@ -1,0 +1,167 @@
+"""The benchmark harness: statistics, isolated runs, a quick end-to-end run, reports. No timing thresholds."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeemo.bench.plan import QUICK, Config, lean_plan
+from edgeemo.bench.report import compare_markdown, markdown
+from edgeemo.bench.stats import interleave, percentile, summarize
+from edgeemo.bench.suite import load_results, run_isolated
+from edgeemo.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_statistics_sort_the_samples_first() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1..100 ms
+    shuffled = values[:]
+    random.Random(0).shuffle(shuffled)
+    s = summarize([v / 1e3 for v in shuffled], batch=8)
+    assert s.runs == 100
+    assert s.min_ms == pytest.approx(1.0)
+    assert s.p50_ms == pytest.approx(50.5)
+    assert s.p90_ms == pytest.approx(90.1)
+    assert s.p99_ms == pytest.approx(99.01)
+    assert s.fast90_mean_ms == pytest.approx(45.5)  # mean of 1..90
+    assert s.items_per_s == pytest.approx(8 * 1e3 / 45.5)
+    assert percentile([3.0], 99) == 3.0
+    with pytest.raises(ValueError):
+        summarize([], 1)
+
+
+def test_interleave_alternates_and_counts() -> None:
+    calls: list[str] = []
+    out = interleave({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=2, per_round=2, warmup=1)
+    assert {k: len(v) for k, v in out.items()} == {"a": 4, "b": 4}
+    # warm-up a, b; round 0: a a b b; round 1 reversed: b b a a
+    assert calls == ["a", "b", "a", "a", "b", "b", "b", "b", "a", "a"]
+
+
+def test_isolated_run_reports_errors_and_skips() -> None:
+    broken = run_isolated(Config("x/broken", "classifier", "edgeemo.bench.runners:no_such_runner"))
+    assert broken["status"] == "error" and "no_such_runner" in broken["error"]
+    missing = run_isolated(
+        Config("x/missing", "classifier", "edgeemo.bench.runners:classifier_ort", {"model": "no-such-model"})
+    )
+    assert missing["status"] == "skipped" and "no-such-model" in missing["reason"]
+    assert missing["peak_rss_mib"] > 0
+
+
+def _quick_run(tmp_path: Path) -> dict:
+    out = tmp_path / "quick.json"
+    table = tmp_path / "RESULTS.md"
+    cmd = [sys.executable, "-c", "from edgeemo.cli import main; main()", "bench", "--quick", "-m", "mini-xception"]
+    cmd += ["-d", "dlib-hog", "-o", str(out), "--table", str(table)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = load_results(out)
+    doc["_table"] = table.read_text()
+    return doc
+
+
+@pytest.fixture(scope="module")
+def quick_doc(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return _quick_run(tmp_path_factory.mktemp("bench"))
+
+
+def test_quick_run_writes_valid_results(quick_doc: dict) -> None:
+    doc = quick_doc
+    assert doc["mode"] == "quick" and doc["budget"]["budget_s"] == QUICK.budget_s
+    m = doc["machine"]
+    assert m["cpu_model"] and m["logical_cores"] >= 1 and "CPUExecutionProvider" in m["onnxruntime_providers"]
+    assert "onnxruntime" in m["packages"]
+    by_id = {r["id"]: r for r in doc["results"]}
+    fp32 = by_id["classifier/mini-xception/ort-fp32-cpu"]
+    assert fp32["status"] == "ok", fp32
+    stats = fp32["data"]["stats"]
+    assert [s["batch"] for s in stats] == [1, 8, 32]
+    for s in stats:
+        assert 0 < s["min_ms"] <= s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"]
+        assert s["items_per_s"] > 0 and s["runs"] >= QUICK.min_runs
+    assert fp32["data"]["macs_per_item"] and fp32["peak_rss_mib"] > fp32["baseline_rss_mib"] > 0
+    cmp_ = by_id["compare/mini-xception/ort-sessions"]["data"]["batches"]
+    assert {"edgeemo session", "onnxruntime defaults"} <= set(cmp_[0]["contenders"])
+    imp = by_id["import/edgeemo"]["data"]
+    assert imp["import_ms_median"] > 0 and imp["rss_after_import_mib"] > 0
+    for rid in ("detector/dlib-hog-upsample0", "pipeline/dlib-hog"):
+        r = by_id[rid]
+        assert r["status"] in ("ok", "skipped"), r  # skipped only without dlib or any real frame
+        if r["status"] == "ok":
+            size = r["data"]["sizes"][0]
+            assert (size["width"], size["height"]) == (640, 480) and size["stats"]["p50_ms"] > 0
+    assert all(r["status"] != "error" for r in doc["results"]), [r for r in doc["results"] if r["status"] == "error"]
+
+
+def test_table_is_generated_from_the_results(quick_doc: dict) -> None:
+    text = quick_doc["_table"]
+    assert text == markdown({k: v for k, v in quick_doc.items() if k != "_table"}, text.split("`")[1])
+    p50 = next(r for r in quick_doc["results"] if r["id"] == "classifier/mini-xception/ort-fp32-cpu")
+    assert "### Classifier `mini-xception`" in text and "ORT FP32 [CPU]" in text
+    assert quick_doc["machine"]["cpu_model"] in text
+    assert p50["data"]["stats"][0]["items_per_s"] > 0
+
+
+def test_compare_command(quick_doc: dict, tmp_path: Path) -> None:
+    doc = {k: v for k, v in quick_doc.items() if k != "_table"}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(doc))
+    slower = json.loads(json.dumps(doc))
+    for r in slower["results"]:
+        if r["kind"] == "classifier" and r["status"] == "ok":
+            for s in r["data"]["stats"]:
+                s["fast90_mean_ms"] *= 2
+    b.write_text(json.dumps(slower))
+    text = compare_markdown(load_results(a), load_results(b))
+    assert "| classifier/mini-xception/ort-fp32-cpu | batch 1 |" in text
+    assert "| 2.00 |" in text
+    proc = subprocess.run(
+        [sys.executable, "-c", "from edgeemo.cli import main; main()", "bench", "compare", str(a), str(b)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and "B / A" in proc.stdout
+
+
+def test_compare_refuses_a_file_that_is_not_a_result(tmp_path: Path) -> None:
+    bad = tmp_path / "other.json"
+    bad.write_text('{"hello": 1}')
+    with pytest.raises(InputError, match=r"other\.json"):
+        load_results(bad)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from edgeemo.cli import main; main()", "bench", "compare", str(bad), str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == InputError.exit_code and "other.json" in proc.stderr
+
+
+def test_plan_covers_every_batch_precision_and_detector_option() -> None:
+    plan = lean_plan(["m"], detectors=[("dlib-hog", {"upsample": 0}), ("dlib-hog", {"upsample": 1})])
+    ids = [c.id for c in plan]
+    assert ids[0] == "import/edgeemo"
+    assert {"classifier/m/ort-fp32-cpu", "classifier/m/ort-fp16-cpu", "classifier/m/ort-int8-cpu"} <= set(ids)
+    assert {"detector/dlib-hog-upsample0", "detector/dlib-hog-upsample1"} <= set(ids)
+    assert all(c.params.get("batches", [1, 8, 32]) == [1, 8, 32] for c in plan)
+
+
+@pytest.mark.slow
+@pytest.mark.export
+def test_tensorflow_runners_time_the_same_model() -> None:
+    pytest.importorskip("tensorflow")
+    sys.path.insert(0, str(REPO))
+    from benchmarks.tf_modes import classifier_tf
+
+    timing = {"batches": [1, 8], "warmup": 1, "min_runs": 2, "max_runs": 3, "budget_s": 0.01}
+    for mode in ("function", "tflite-file"):
+        data = classifier_tf(
+            {"model": "mini-xception", "mode": mode, "file": "emotion_model_quantized.tflite", **timing}
+        )
+        assert [s["batch"] for s in data["stats"]] == [1, 8]
+        assert all(s["p50_ms"] > 0 for s in data["stats"])
