@@ -196,7 +196,7 @@ def sniff(data: bytes) -> ImageHeader | None:
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
         return _webp(data)
     if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return ImageHeader("TIFF", alpha=True)
+        return _tiff(data)
     if data[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and len(data) > 2 and data[2:3].isspace():
         return ImageHeader("PNM")
     if data[:2] in (b"Pf", b"PF") and len(data) > 2 and data[2:3].isspace():
@@ -247,6 +247,32 @@ def _jpeg(data: bytes) -> ImageHeader:
     return ImageHeader("JPEG")
 
 
+def _tiff(data: bytes) -> ImageHeader:
+    """Size from the first IFD's ImageWidth/ImageLength tags (a deflated TIFF can be a decompression bomb)."""
+    end = "<" if data[:2] == b"II" else ">"
+    width = height = None
+    if len(data) >= 8:
+        (ifd,) = struct.unpack(end + "I", data[4:8])
+        if ifd + 2 <= len(data):
+            (count,) = struct.unpack(end + "H", data[ifd : ifd + 2])
+            for k in range(count):
+                off = ifd + 2 + 12 * k
+                if off + 12 > len(data):
+                    break
+                tag, kind = struct.unpack(end + "HH", data[off : off + 4])
+                if tag not in (256, 257) or kind not in (3, 4):
+                    continue
+                fmt, size = (end + "H", 2) if kind == 3 else (end + "I", 4)
+                (value,) = struct.unpack(fmt, data[off + 8 : off + 8 + size])
+                if tag == 256:
+                    width = value
+                else:
+                    height = value
+    if width is None or height is None:
+        return ImageHeader("TIFF", alpha=True)
+    return ImageHeader("TIFF", width, height, alpha=True)
+
+
 def _webp(data: bytes) -> ImageHeader:
     chunk = data[12:16]
     if chunk == b"VP8X" and len(data) >= 30:
@@ -283,6 +309,9 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list
     found = [
         p
         for p in pattern
-        if p.is_file() and is_image_name(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        # Symlinks are kept even when broken or looping, so that reading them reports the problem.
+        if (p.is_file() or p.is_symlink())
+        and is_image_name(p)
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
     return sorted(found, key=lambda p: natural_key(p.relative_to(root).as_posix()))
