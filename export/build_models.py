@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from edgeemo.errors import EdgeemoError
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.faces:
             faces = load_face_set(args.faces)
         elif FER_PUBLICTEST.is_dir():
-            faces = load_face_set(FER_PUBLICTEST)
+            faces = replace(load_face_set(FER_PUBLICTEST), source="../shared/data/fer2013-publictest")
         else:
             faces = registry_faces()
         results = []

@@ -1,0 +1,180 @@
+"""`edgeemo export` (Keras HDF5 → ONNX FP32/FP16/INT8, or fusion of exported models) and `edgeemo parity`.
+
+Both need the ``export`` extra (TensorFlow); it is imported inside the commands only, so ``import edgeemo.cli``
+never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from edgeemo.cli.app import app
+from edgeemo.errors import ExportError, InputError, MissingDependencyError, ModelError
+
+log = logging.getLogger(__name__)
+
+FacesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--faces",
+        help="Face set for parity: folder with class subfolders, a labels.csv, or a plain folder "
+        "(default: scikit-image's registry faces).",
+    ),
+]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="Use this many evenly spaced faces.")]
+ThresholdOpt = Annotated[
+    list[str] | None,
+    typer.Option("--threshold", help="Override a parity threshold, e.g. fp16.agreement=0.99 (repeatable)."),
+]
+JsonOpt = Annotated[Path | None, typer.Option("--json-out", help="Also write the parity report as JSON here.")]
+TrustOpt = Annotated[
+    bool, typer.Option("--trust-lambda", help="Allow Keras Lambda layers (they run Python code on load).")
+]
+
+
+def _split(text: str | None) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip()) if text else ()
+
+
+def _faces(path: Path | None, limit: int | None) -> Any:
+    from export.faceset import load_face_set, registry_faces
+
+    if path is not None:
+        return load_face_set(path, limit)
+    try:
+        return registry_faces(limit)
+    except MissingDependencyError as exc:
+        log.warning("parity skipped: %s; pass --faces DIR", exc)
+        return None
+
+
+def _show(report: Any, json_out: Path | None, as_json: bool) -> None:
+    from export.parity import report_table
+
+    data = report.to_dict()
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        Console().print(report_table(report))
+    if not report.passed:
+        fails = [f"{v.precision}: {f}" for v in report.variants for f in v.failures]
+        raise ExportError(f"parity thresholds failed for {report.model}: " + "; ".join(fails))
+
+
+@app.command("export")
+def export_command(
+    sources: Annotated[
+        list[Path],
+        typer.Argument(help="Keras HDF5 file; with --fuse: exported model folders or FP32 .onnx files."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (model.onnx, variants, card).")],
+    fuse: Annotated[bool, typer.Option("--fuse", help="Fuse models sharing one input into one graph.")] = False,
+    name: Annotated[str | None, typer.Option("--name", help="Model name (default: the output folder's name).")] = None,
+    classes: Annotated[str | None, typer.Option("--classes", help="Class names in output order, a,b,c.")] = None,
+    head: Annotated[
+        str | None, typer.Option("--head", help="Head name per output: emotion, valence, arousal (a,b for several).")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Head kind per output: logits, probabilities, regression.")
+    ] = None,
+    colour: Annotated[str | None, typer.Option("--colour", help="gray, rgb or bgr (default from channels).")] = None,
+    normalisation: Annotated[
+        str, typer.Option("--normalisation", help="auto, in_graph or affine (float input: pixel*scale+offset).")
+    ] = "auto",
+    scale: Annotated[float | None, typer.Option("--scale", help="Affine normalisation scale.")] = None,
+    offset: Annotated[float | None, typer.Option("--offset", help="Affine normalisation offset.")] = None,
+    interpolation: Annotated[
+        str, typer.Option("--interpolation", help="Resize interpolation: linear, area, nearest, cubic.")
+    ] = "linear",
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (13 or newer).")] = 17,
+    precision: Annotated[str, typer.Option("--precision", help="Any of fp32,fp16,int8.")] = "fp32,fp16",
+    calibration: Annotated[
+        Path | None, typer.Option("--calibration", help="Folder of face images for INT8 calibration.")
+    ] = None,
+    faces: FacesOpt = None,
+    limit: LimitOpt = None,
+    no_parity: Annotated[bool, typer.Option("--no-parity", help="Skip the parity check.")] = False,
+    threshold: ThresholdOpt = None,
+    json_out: JsonOpt = None,
+    trust_lambda: TrustOpt = False,
+) -> None:
+    """Export a Keras HDF5 model to ONNX (FP32/FP16/INT8) with its facts embedded, then check parity."""
+    from export.keras_to_onnx import ExportOptions
+    from export.parity import Thresholds
+    from export.pipeline import export_fused, export_keras, parse_precisions
+
+    precisions = parse_precisions(precision)
+    thresholds = Thresholds().with_overrides(threshold or [])
+    face_set = None if no_parity else _faces(faces, limit)
+    if fuse:
+        if len(sources) < 2:
+            raise InputError("--fuse needs at least two exported models (folders or .onnx files)")
+        result = export_fused(sources, out, name or out.name, precisions, calibration, face_set, thresholds)
+    else:
+        if len(sources) != 1:
+            raise InputError(f"export takes one Keras file ({len(sources)} given); use --fuse to merge models")
+        options = ExportOptions(
+            name=name or out.name,
+            classes=_split(classes),
+            heads=_split(head),
+            kinds=_split(kind),
+            colour=colour,
+            normalisation=normalisation,
+            scale=scale,
+            offset=offset,
+            interpolation=interpolation,
+            opset=opset,
+            trust_lambda=trust_lambda,
+        )
+        result = export_keras(sources[0], out, options, precisions, calibration, face_set, thresholds)
+    for prec, path in result.files.items():
+        typer.echo(f"{prec}: {path}")
+    if result.parity is not None:
+        _show(result.parity, json_out, as_json=False)
+
+
+@app.command("parity")
+def parity_command(
+    model: Annotated[str, typer.Argument(help="Model folder, .onnx file or shipped model name.")],
+    faces: FacesOpt = None,
+    keras: Annotated[
+        list[Path] | None, typer.Option("--keras", help="Original Keras HDF5 file(s) (default: found beside).")
+    ] = None,
+    precision: Annotated[str, typer.Option("--precision", help="Variants to check: all or fp32,fp16,int8.")] = "all",
+    limit: LimitOpt = None,
+    threshold: ThresholdOpt = None,
+    json_out: JsonOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    trust_lambda: TrustOpt = False,
+) -> None:
+    """Compare an exported model's ONNX variants with the original Keras model on a face set."""
+    from edgeemo.assets import PRECISION_SUFFIX, resolve_model
+    from export.parity import Thresholds, run_parity
+
+    wanted = tuple(PRECISION_SUFFIX) if precision == "all" else _split(precision)
+    if Path(model).suffix == ".onnx":
+        paths = [resolve_model(model)]
+    else:
+        paths = []
+        for prec in wanted:
+            try:
+                paths.append(resolve_model(model, prec))
+            except ModelError:
+                if precision != "all":
+                    raise
+        if not paths:
+            raise InputError(f"{model}: no ONNX variant found")
+    face_set = _faces(faces, limit)
+    if face_set is None:
+        raise InputError("no face set: pass --faces DIR (or install scikit-image for the built-in faces)")
+    report = run_parity(paths, face_set, keras or [], Thresholds().with_overrides(threshold or []), trust_lambda)
+    _show(report, json_out, as_json)
