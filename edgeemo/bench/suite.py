@@ -119,7 +119,8 @@ def build_plan(
 ) -> tuple[list[Config], Budget, list[str]]:
     """The plan, its budget and the extra ``sys.path`` entries its runners need.
 
-    ``models`` defaults to every model edgeemo finds; ``detectors`` to every registered one (dlib HOG at
+    ``models`` defaults to every model edgeemo finds with an emotion head (classifiers and fused graphs;
+    valence- or arousal-only models can be named explicitly); ``detectors`` to every registered one (dlib HOG at
     upsample 0 and 1). ``with_tf`` adds TensorFlow / TFLite configurations, which need a source checkout.
     """
     import onnxruntime as ort
@@ -130,7 +131,7 @@ def build_plan(
     from edgeemo.errors import InputError
 
     budget = QUICK if quick else FULL
-    names = list(models) if models else [e.name for e in list_models()]
+    names = list(models) if models else [e.name for e in list_models() if _has_emotion_head(e.variants()["fp32"])]
     dets = list(detectors) if detectors is not None else detector_names()
     plan = lean_plan(
         names,
@@ -147,3 +148,11 @@ def build_plan(
         plan += tf_plan(names, budget=budget)
         sys_path.append(str(root))
     return plan, budget, sys_path
+
+
+def _has_emotion_head(path: Path) -> bool:
+    from edgeemo.model import read_spec
+    from edgeemo.session import SessionOptions, create_session
+    from edgeemo.spec import EMOTION_HEAD
+
+    return EMOTION_HEAD in read_spec(create_session(path, SessionOptions(device="cpu")), str(path)).head_names
