@@ -32,7 +32,6 @@ from edgeemo.cli.options import (
     ModelOpt,
     PrecisionOpt,
     StrictDeviceOpt,
-    ThreadsOpt,
     TrtCacheOpt,
     VaOpt,
     pipeline_kwargs,
@@ -48,6 +47,8 @@ _OUT = "Outputs"
 _VIDEO = "Video"
 DEFAULT_OUT_DIR = Path("edgeemo-out")
 SAMPLE_CLIP = "astronaut.mp4"
+VIDEO_THREADS = 1
+SESSION_DETECTORS = ("blazeface",)  # detectors on onnxruntime that take the same session options
 
 
 def default_clip() -> Path:
@@ -170,7 +171,15 @@ def video_command(
     precision: PrecisionOpt = DEFAULTS["precision"],
     device: DeviceOpt = DEFAULTS["device"],
     strict_device: StrictDeviceOpt = False,
-    threads: ThreadsOpt = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help=f"onnxruntime intra-op threads per session (video default: {VIDEO_THREADS}; stages run in parallel).",
+            rich_help_panel="Runtime",
+        ),
+    ] = None,
     graph_opt: GraphOptOpt = DEFAULTS["graph_opt"],
     trt_cache: TrtCacheOpt = None,
     va: VaOpt = None,
@@ -195,11 +204,16 @@ def video_command(
         for p in outputs.paths():
             if p.resolve() == Path(str(value)).resolve():
                 raise InputError(f"output {p} would overwrite the input video")
+    # Decode, inference and output run in parallel threads: one intra-op thread per session is much faster
+    # here than onnxruntime's default of one per core, whose spinning workers starve the other stages.
+    threads = VIDEO_THREADS if threads is None else threads
     kwargs = pipeline_kwargs(
         model=model, precision=precision, device=device, strict_device=strict_device, threads=threads,
         graph_opt=graph_opt, trt_cache=trt_cache, detector=detector, detector_option=detector_option,
         margin=margin, margin_ratio=margin_ratio, va=va, derive_va=derive_va,
     )  # fmt: skip
+    if detector in SESSION_DETECTORS:
+        kwargs["detector_options"].setdefault("session_options", kwargs["session_options"])
     options = VideoOptions(detect_every=detect_every, smoothing=smoothing, max_misses=max_misses)
     console = Console(stderr=True)
     with Pipeline(**kwargs) as pipe:

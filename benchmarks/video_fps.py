@@ -1,0 +1,163 @@
+"""End-to-end video FPS per detector, with and without writing the annotated video.
+
+    python -m benchmarks.video_fps                 # default detectors, 3 timed runs each, results/video_fps.json
+    python -m benchmarks.video_fps --repeats 1 --detector blazeface:model=short --threads 1
+
+A detector is ``name`` or ``name:key=value,key=value`` (detector options, as ``--detector-option``).
+Defaults: ``blazeface`` (its default ``auto`` variant), ``blazeface:model=short`` and ``dlib-hog``.
+
+The input is ../shared/data/videos/1zlab_face.mp4 (854x480, 383 frames) scaled to cover 640x480 (keeps the
+aspect ratio; here a centre crop) and re-encoded once to H.264 in a temporary folder, so decoding is part of
+what is measured. Each configuration runs the whole clip through :class:`edgeemo.video_pipeline.VideoRun`
+(threaded decode → detect/infer → output) once untimed (warm-up) and then ``--repeats`` times; the figure is
+the median of the runs' overall FPS (frames / wall seconds from the first decoded frame to the last output
+finalised). "write" runs also annotate every frame and encode it (H.264 through PyAV where available).
+
+Goals (issue 4), without writing, 2 cores: >= 150 FPS with blazeface + FP32, >= 35 FPS with dlib-hog.
+The machine's load average is recorded with every run: figures taken on a busy machine are not comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from edgeemo.annotate import annotate
+from edgeemo.bench.frames import resize_cover
+from edgeemo.bench.machine import machine_facts
+from edgeemo.cli.options import parse_detector_options
+from edgeemo.io.video import FrameReader, VideoWriter
+from edgeemo.pipeline import Pipeline
+from edgeemo.session import SessionOptions
+from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIP = ROOT.parent / "shared" / "data" / "videos" / "1zlab_face.mp4"
+RESULTS = ROOT / "benchmarks" / "results"
+GOALS = {"blazeface": 150.0, "dlib-hog": 35.0}
+DEFAULT_DETECTORS = ("blazeface", "blazeface:model=short", "dlib-hog")
+
+
+def parse_detector(text: str) -> tuple[str, dict[str, Any]]:
+    name, _, opts = text.partition(":")
+    return name, parse_detector_options([o for o in opts.split(",") if o])
+
+
+def scaled_clip(src: Path, dst: Path, width: int = 640, height: int = 480) -> int:
+    """Write ``src`` covered to ``width`` x ``height`` as H.264 (crf 18); return the frame count."""
+    with FrameReader(src) as r, VideoWriter(dst, r.info.fps or 30.0, (width, height), crf=18) as w:
+        for f in r:
+            w.write(resize_cover(f.image, width, height))
+    return w.frames
+
+
+def run_once(pipe: Pipeline, clip: Path, write: bool, detect_every: int, tmp: Path) -> dict[str, Any]:
+    outputs = VideoOutputs(video=tmp / "annotated.mp4") if write else VideoOutputs()
+    run = VideoRun(
+        pipe,
+        clip,
+        outputs,
+        VideoOptions(detect_every=detect_every),
+        annotate=(lambda img, res: annotate(img, res, copy=False)) if write else None,
+    )
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
+    s = run.run()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "frames": s.frames,
+        "faces": s.faces,
+        "tracks": s.tracks,
+        "fps": round(s.fps, 2),
+        "wall_s": round(wall, 3),
+        "cpu_ms_per_frame": round(cpu / max(1, s.frames) * 1e3, 3),
+        "stage_fps": s.to_dict()["stage_fps"],
+        "load_1min_before": round(load, 2),
+        "notes": list(s.notes),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", type=Path, default=CLIP, help="source clip (default: the shared 1zlab clip)")
+    ap.add_argument("--detector", action="append", help="detector[:key=value,...] (repeatable)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="onnxruntime intra-op threads of the model and blazeface sessions (default 1, as `edgeemo video`; "
+        "0: onnxruntime's default, one per core)",
+    )
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    ap.add_argument("--model", default="mini-xception")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (median reported)")
+    ap.add_argument("--detect-every", type=int, action="append", help="also run with these --detect-every values")
+    ap.add_argument("--out", type=Path, default=RESULTS / "video_fps.json")
+    args = ap.parse_args(argv)
+    if not args.clip.is_file():
+        print(f"video_fps: {args.clip} is absent (the evaluation data lives in ../shared/data)", file=sys.stderr)
+        return 2
+    detectors = args.detector or list(DEFAULT_DETECTORS)
+    threads = args.threads or None
+    session = SessionOptions(intra_op_threads=threads)
+    every = sorted({1, *(args.detect_every or [])})
+    doc: dict[str, Any] = {
+        "benchmark": "video_fps",
+        "command": "python -m benchmarks.video_fps " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine_facts(),
+        "clip": {"source": str(args.clip), "scaled_to": "640x480 (cover)"},
+        "model": args.model,
+        "precision": args.precision,
+        "repeats": args.repeats,
+        "threads": threads,
+        "goals_fps_without_writing": GOALS,
+        "results": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="edgeemo-video-fps-") as tmpdir:
+        tmp = Path(tmpdir)
+        clip = tmp / "clip640x480.mp4"
+        doc["clip"]["frames"] = scaled_clip(args.clip, clip)
+        for det in detectors:
+            name, det_opts = parse_detector(det)
+            if name == "blazeface":  # the same session options as `edgeemo video` gives it
+                det_opts.setdefault("session_options", session)
+            kwargs = {"detector": name, "detector_options": det_opts, "session_options": session}
+            with Pipeline(model=args.model, precision=args.precision, **kwargs) as pipe:
+                for n in every:
+                    for write in (False, True):
+                        run_once(pipe, clip, write, n, tmp)  # warm-up: sessions, caches, encoder
+                        runs = [run_once(pipe, clip, write, n, tmp) for _ in range(args.repeats)]
+                        fps = statistics.median(r["fps"] for r in runs)
+                        entry = {
+                            "detector": det,
+                            "detect_every": n,
+                            "write_video": write,
+                            "fps_median": round(fps, 1),
+                            "goal_fps": GOALS.get(name) if not write and n == 1 else None,
+                            "runs": runs,
+                        }
+                        doc["results"].append(entry)
+                        goal = entry["goal_fps"]
+                        verdict = "" if goal is None else (" (goal met)" if fps >= goal else f" (goal {goal:.0f})")
+                        print(
+                            f"{det:22s} detect_every={n} write={'yes' if write else 'no ':3s} "
+                            f"{fps:7.1f} FPS{verdict}  cpu {runs[0]['cpu_ms_per_frame']:.2f} ms/frame  "
+                            f"load {runs[0]['load_1min_before']}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"results: {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
