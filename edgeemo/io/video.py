@@ -16,6 +16,7 @@ and says so in :attr:`VideoWriter.note`. The file is written under a ``.part`` n
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -96,7 +97,7 @@ def parse_source(source: str | int | os.PathLike[str]) -> tuple[SourceKind, str 
         raise InputError(f"{text}: is a folder, not a video file")
     if not os.access(p, os.R_OK):
         raise InputError(f"{text}: video file is not readable (permissions)")
-    if p.stat().st_size == 0:
+    if p.is_file() and p.stat().st_size == 0:  # a FIFO or device has no size: not refused here
         raise DecodeError(f"{text}: video file is empty (0 bytes)")
     return "file", str(p)
 
@@ -141,6 +142,10 @@ class _PyAVDecoder:
         self.frame_count = int(self.stream.frames) or None
         self.corrupt = 0
         self.source = source
+        # Phone videos are stored sideways with a display rotation; frames are delivered upright.
+        self.rotation = _first_rotation(source) if os.path.isfile(source) else 0
+        if self.rotation % 180 == 90:
+            self.width, self.height = self.height, self.width
 
     def frames(self) -> Iterator[tuple[float | None, np.ndarray]]:
         av = self._av
@@ -170,10 +175,35 @@ class _PyAVDecoder:
                     self.corrupt += 1
                     log.debug("%s: skipped an unconvertible frame (%s)", self.source, exc)
                     continue
-                yield frame.time, image
+                yield frame.time, _upright(image, frame.rotation)
 
     def close(self) -> None:
         self.container.close()
+
+
+def _first_rotation(source: str) -> int:
+    """Display rotation of a file's first frame (0 when none, or when the file cannot tell)."""
+    import av
+
+    try:
+        with av.open(source) as container:
+            for frame in container.decode(video=0):
+                return round(frame.rotation) % 360
+    except (av.error.FFmpegError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """Apply a display rotation (degrees counter-clockwise, from the container's display matrix)."""
+    turn = round(rotation) % 360
+    if turn == 90:
+        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    if turn == 180:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if turn == 270:
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    return image
 
 
 class _OpenCVDecoder:
@@ -380,7 +410,8 @@ class FrameReader:
             yield item
 
     def stop(self) -> None:
-        """Ask the decoder to stop; iteration ends after the frames already queued are dropped."""
+        """Ask the decoder to stop; iteration ends at once (frames already queued are dropped), even while the
+        source stalls."""
         self._stop.set()
         while True:  # unblock a producer waiting on a full queue
             try:
@@ -388,8 +419,10 @@ class FrameReader:
             except queue.Empty:
                 break
             if item is _END:
-                self._queue.put_nowait(_END)
                 break
+        # Wake a consumer blocked on a source that stalls (a pipe, a stream): it must not wait for data.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_END)
 
     def close(self) -> None:
         self.stop()
