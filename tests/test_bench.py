@@ -165,3 +165,15 @@ def test_tensorflow_runners_time_the_same_model() -> None:
         )
         assert [s["batch"] for s in data["stats"]] == [1, 8]
         assert all(s["p50_ms"] > 0 for s in data["stats"])
+
+
+def test_frames_fall_back_to_the_astronaut_without_shared_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("skimage")
+    from edgeemo.bench import frames
+
+    monkeypatch.setattr(frames, "shared_data_dir", lambda: None)
+    imgs, source = frames.frames_at(1280, 720)
+    assert source == "scikit-image astronaut"
+    assert [f.shape for f in imgs] == [(720, 1280, 3)]
+    crops, crop_source = frames.face_crops(5)
+    assert len(crops) == 5 and crop_source == "scikit-image astronaut face" and crops[0].ndim == 2

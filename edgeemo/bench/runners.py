@@ -83,6 +83,14 @@ def classifier_ort(params: Mapping[str, Any]) -> dict[str, Any]:
         return _classifier_ort(params, name, precision, options)
 
 
+def _mode_label(precision: str, providers: list[str], options: SessionOptions, optimized: bool) -> str:
+    label = f"ORT {precision.upper()}" + (" optimized graph" if optimized else "")
+    if providers and providers[0] == "TensorrtExecutionProvider":
+        engine = "INT8" if options.trt_int8 else "FP16" if options.trt_fp16 else "FP32"
+        label += f" (TensorRT {engine} engine)"
+    return label
+
+
 def _classifier_ort(params: Mapping[str, Any], name: str, precision: str, options: SessionOptions) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
@@ -98,7 +106,7 @@ def _classifier_ort(params: Mapping[str, Any], name: str, precision: str, option
     return {
         "model": params["model"],
         "engine": "onnxruntime",
-        "mode": f"ORT {precision.upper()}" + (" optimized graph" if params.get("optimize") else ""),
+        "mode": _mode_label(precision, model.providers, options, bool(params.get("optimize"))),
         "precision": precision,
         "providers": model.providers,
         "session_options": asdict(options),
