@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeemo.bench.plan import Skip
 from edgeemo.bench.runners import load_model, model_inputs
-from edgeemo.bench.stats import interleave, summarize, time_calls
+from edgeemo.bench.stats import block_calls, interleave, summarize, time_calls
 from edgeemo.session import SessionOptions
 
 MODES = ("predict", "eager", "function", "tflite", "tflite-file")
@@ -164,7 +164,7 @@ def compare_tf(params: Mapping[str, Any]) -> dict[str, Any]:
                 MODE_LABELS["function"]: lambda x=x: fn(x),
             },
             rounds=int(params.get("rounds", 10)),
-            per_round=int(params.get("per_round", 10)),
+            per_round=block_calls(int(params.get("per_round", 10)), b),
             warmup=int(params.get("warmup", 5)),
         )
         per_batch.append({"batch": b, "contenders": {k: summarize(v, b).to_dict() for k, v in samples.items()}})

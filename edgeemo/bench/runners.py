@@ -21,7 +21,7 @@ import numpy as np
 from edgeemo.bench.flops import count_macs
 from edgeemo.bench.frames import DETECTOR_SIZES, PIPELINE_SIZES, face_crops, frames_at
 from edgeemo.bench.plan import Skip
-from edgeemo.bench.stats import interleave, summarize, time_calls
+from edgeemo.bench.stats import block_calls, interleave, summarize, time_calls
 from edgeemo.errors import EdgeemoError, ModelError
 from edgeemo.session import SessionOptions, create_session
 
@@ -144,7 +144,7 @@ def compare_sessions(params: Mapping[str, Any]) -> dict[str, Any]:
         samples = interleave(
             contenders,
             rounds=int(params.get("rounds", 10)),
-            per_round=int(params.get("per_round", 10)),
+            per_round=block_calls(int(params.get("per_round", 10)), b),
             warmup=int(params.get("warmup", 5)),
         )
         per_batch.append({"batch": b, "contenders": {k: summarize(v, b).to_dict() for k, v in samples.items()}})

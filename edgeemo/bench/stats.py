@@ -95,6 +95,11 @@ def time_calls(
     return samples
 
 
+def block_calls(per_round: int, batch: int) -> int:
+    """Calls per interleaved block: ``per_round`` up to batch 8, fewer for larger batches (at least 3)."""
+    return max(3, round(per_round * 8 / max(8, batch)))
+
+
 def interleave(
     fns: Mapping[str, Callable[[], object]],
     *,
