@@ -124,7 +124,7 @@ def image_command(
         typer.echo(f"edgeemo: error: {problem}", err=True)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        clash = [p for p in inputs if p.resolve().parent == out.resolve()]
+        clash = [p for p in inputs if p.parent.resolve() == out.resolve()]  # not p.resolve(): links may loop
         if clash:
             raise InputError(f"--out {out} is the folder of input {clash[0]}; choose another folder")
     kwargs = pipeline_kwargs(
