@@ -75,6 +75,20 @@ def lean_plan(
                 )
         plan.append(
             Config(
+                f"classifier/{model}/ort-fp32-cpu-1thread",
+                "classifier",
+                f"{LEAN}:classifier_ort",
+                {
+                    "model": model,
+                    "precision": "fp32",
+                    "session": {"intra_op_threads": 1},
+                    "batches": list(batches),
+                    **b,
+                },
+            )
+        )
+        plan.append(
+            Config(
                 f"classifier/{model}/ort-fp32-optimized-cpu",
                 "classifier",
                 f"{LEAN}:classifier_ort",

@@ -133,6 +133,10 @@ def detector_table(doc: dict[str, Any], kind: str = "detector") -> list[str]:
         return []
     sizes = sorted({(s["width"], s["height"]) for r in rows for s in r["data"]["sizes"]})
     header = ["detector", *[f"{w}x{h} ms (FPS)" for w, h in sizes], "faces/frame", "peak RSS MiB"]
+    stage_names = list(dict.fromkeys(k for r in rows for s in r["data"]["sizes"] for k in s.get("stages_p50_ms", {})))
+    first = rows[0]["data"]["sizes"][0]
+    if stage_names:
+        header.append(f"stages at {first['width']}x{first['height']} ms: " + " / ".join(stage_names))
     table = []
     for r in rows:
         d = r["data"]
@@ -146,7 +150,11 @@ def detector_table(doc: dict[str, Any], kind: str = "detector") -> list[str]:
             )
         faces = "/".join(str(max(s["faces_per_frame"] or [0])) for s in d["sizes"])
         name = d["detector"] + (f" ({opts})" if opts else "")
-        table.append([name, *cells, faces, _fmt(r.get("peak_rss_mib"), 0)])
+        row = [name, *cells, faces, _fmt(r.get("peak_rss_mib"), 0)]
+        if stage_names:
+            st = d["sizes"][0].get("stages_p50_ms", {})
+            row.append(" / ".join(_fmt(st.get(k)) for k in stage_names))
+        table.append(row)
     frames = rows[0]["data"].get("frames", "")
     return [*_table(header, table), "", f"Frames: {frames}; ms are medians per frame.", ""]
 
@@ -192,7 +200,7 @@ def markdown(doc: dict[str, Any], source: str = "") -> str:
         "## Face detectors",
         "",
         *detector_table(doc, "detector"),
-        "## Image pipeline (decode excluded: detect, crop, classify)",
+        "## Image pipeline (`Pipeline.run_image`: detect, crop, classify; JPEG decode timed as a stage)",
         "",
         *detector_table(doc, "pipeline"),
         "## Import and memory",

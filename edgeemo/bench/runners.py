@@ -85,6 +85,8 @@ def classifier_ort(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _mode_label(precision: str, providers: list[str], options: SessionOptions, optimized: bool) -> str:
     label = f"ORT {precision.upper()}" + (" optimized graph" if optimized else "")
+    if options.intra_op_threads is not None:
+        label += f", {options.intra_op_threads} thread" + ("s" if options.intra_op_threads > 1 else "")
     if providers and providers[0] == "TensorrtExecutionProvider":
         engine = "INT8" if options.trt_int8 else "FP16" if options.trt_fp16 else "FP32"
         label += f" (TensorRT {engine} engine)"
