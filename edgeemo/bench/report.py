@@ -104,6 +104,67 @@ def classifier_tables(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def _fast(doc: dict[str, Any], rid: str, batch: int) -> float | None:
+    for r in doc["results"]:
+        if r["id"] == rid and r["status"] == "ok":
+            s = _stats_by_batch(r).get(batch)
+            return s["fast90_mean_ms"] if s else None
+    return None
+
+
+def summary_table(doc: dict[str, Any]) -> list[str]:
+    """One row per model: edgeemo's batch-1 latency against TF and TFLite, and the best batch-32 throughput."""
+    rows = _ok(doc, "classifier")
+    peak = doc.get("peak_gflops")
+    table = []
+    for model in dict.fromkeys(r["data"]["model"] for r in rows):
+        base = f"classifier/{model}/"
+        ort1 = _fast(doc, base + "ort-fp32-cpu", 1)
+        fn1, pr1, tfl1 = (_fast(doc, base + k, 1) for k in ("tf-function", "tf-predict", "tf-tflite"))
+        ab = next((r for r in _ok(doc, "compare") if r["id"] == f"compare/{model}/ort-vs-tf"), None)
+        ab_tfl = "–"
+        if ab is not None:
+            blk = next((b for b in ab["data"]["batches"] if b["batch"] == 1), None)
+            if blk is not None:
+                c = blk["contenders"]
+                tfl = next((v for k, v in c.items() if k.startswith("TFLite")), None)
+                if tfl is not None:
+                    ab_tfl = f"{tfl['fast90_mean_ms'] / c['edgeemo session']['fast90_mean_ms']:.2f}"
+        best = None
+        for r in rows:
+            if r["data"]["model"] == model and r["data"]["engine"] == "onnxruntime":
+                s = _stats_by_batch(r).get(32)
+                if s and (best is None or s["items_per_s"] > best[0]):
+                    best = (s["items_per_s"], r["data"]["mode"], r["data"].get("macs_per_item"))
+        ratio = lambda ref: f"{ref / ort1:.0f}×" if ref and ort1 else "–"  # noqa: E731
+        peak_cell = "–"
+        if best and best[2] and peak:
+            peak_cell = f"{100 * 2 * best[2] * best[0] / 1e9 / peak:.0f}%"
+        table.append(
+            [
+                model,
+                _fmt(ort1),
+                ratio(fn1),
+                ratio(pr1),
+                _fmt(tfl1),
+                ab_tfl,
+                f"{_fmt(best[0])} ({best[1]})" if best else "–",
+                peak_cell,
+            ]
+        )
+    header = [
+        "model",
+        "edgeemo ORT FP32 batch 1 ms",
+        "× vs tf.function",
+        "× vs predict()",
+        "TFLite FP32 batch 1 ms",
+        "TFLite / edgeemo, interleaved",
+        "best ORT batch 32 faces/s",
+        "of peak" + (f" {peak:g} GFLOP/s" if peak else ""),
+    ]
+    return [*_table(header, table), ""] if table else []
+
+
 def compare_tables(doc: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for r in _ok(doc, "compare"):
@@ -191,6 +252,9 @@ def markdown(doc: dict[str, Any], source: str = "") -> str:
         "",
         *machine_lines(doc),
         "",
+        "## Summary",
+        "",
+        *summary_table(doc),
         "## Classifiers (isolated processes)",
         "",
         *classifier_tables(doc),
