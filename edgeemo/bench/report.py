@@ -112,6 +112,10 @@ def _fast(doc: dict[str, Any], rid: str, batch: int) -> float | None:
     return None
 
 
+def _ratio(reference: float | None, value: float | None) -> str:
+    return f"{reference / value:.0f}×" if reference and value else "–"
+
+
 def summary_table(doc: dict[str, Any]) -> list[str]:
     """One row per model: edgeemo's batch-1 latency against TF and TFLite, and the best batch-32 throughput."""
     rows = _ok(doc, "classifier")
@@ -136,7 +140,6 @@ def summary_table(doc: dict[str, Any]) -> list[str]:
                 s = _stats_by_batch(r).get(32)
                 if s and (best is None or s["items_per_s"] > best[0]):
                     best = (s["items_per_s"], r["data"]["mode"], r["data"].get("macs_per_item"))
-        ratio = lambda ref: f"{ref / ort1:.0f}×" if ref and ort1 else "–"  # noqa: E731
         peak_cell = "–"
         if best and best[2] and peak:
             peak_cell = f"{100 * 2 * best[2] * best[0] / 1e9 / peak:.0f}%"
@@ -144,8 +147,8 @@ def summary_table(doc: dict[str, Any]) -> list[str]:
             [
                 model,
                 _fmt(ort1),
-                ratio(fn1),
-                ratio(pr1),
+                _ratio(fn1, ort1),
+                _ratio(pr1, ort1),
                 _fmt(tfl1),
                 ab_tfl,
                 f"{_fmt(best[0])} ({best[1]})" if best else "–",
