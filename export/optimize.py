@@ -166,9 +166,9 @@ def _rewrite(graph: onnx.GraphProto, chain: _Chain, source: str, tag: str) -> bo
         name=conv.name or f"{tag}_conv",
         **{a.name: helper.get_attribute_value(a) for a in conv.attribute if a.name not in ("pads", "auto_pad")},
     )
-    position = list(graph.node).index(chain.nodes[0])
-    dead = {id(n) for n in [*chain.nodes, conv]}
-    kept = [n for n in graph.node if id(n) not in dead]
+    dead = {n.output[0] for n in [*chain.nodes, conv]}  # node outputs are unique in a valid graph
+    position = next(k for k, n in enumerate(graph.node) if n.output[0] == chain.nodes[0].output[0])
+    kept = [n for n in graph.node if n.output[0] not in dead]
     kept[position:position] = [*new_nodes, new_conv]
     del graph.node[:]
     graph.node.extend(kept)
@@ -192,10 +192,17 @@ def fold_input_normalisation(model: onnx.ModelProto) -> int:
     inputs = [i.name for i in graph.input if i.name not in {t.name for t in graph.initializer}]
     count = 0
     for name in inputs:
-        for start in list(_consumers(graph).get(name, [])):
+        tried: set[str] = set()
+        while True:  # the node list is rebuilt by each rewrite: look the consumers up again every time
+            starts = [n for n in _consumers(graph).get(name, []) if n.output[0] not in tried]
+            if not starts:
+                break
+            start = starts[0]
+            tried.add(start.output[0])
             chain = _find_chain(graph, start, _consumers(graph), outputs)
             if chain is not None and _rewrite(graph, chain, name, f"edgeemo_fold{count}"):
                 count += 1
+                tried.add(f"edgeemo_fold{count - 1}_cast")
     if count:
         _drop_unused_initializers(graph)
     return count
