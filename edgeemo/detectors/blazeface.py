@@ -36,7 +36,6 @@ METADATA_KEY = "edgeemo.detector"
 ModelChoice = Literal["short", "full", "auto"]
 MODEL_CHOICES: tuple[str, ...] = ("short", "full", "auto")
 ANTIALIAS_FACTOR = 1.5  # with antialias, shrink large frames by area averaging to this many input sizes first
-AUTO_MIN_SCORE = 0.5  # MediaPipe Tasks' default min_detection_confidence
 MODEL_FILES = {"short": "face_detection_short_range.onnx", "full": "face_detection_full_range.onnx"}
 
 
@@ -280,17 +279,17 @@ class BlazeFaceDetector:
     ``model``:
 
     - ``short``: the short-range model on the whole frame; fastest, for faces that fill a good part of the
-      frame (webcam, selfie). Misses faces smaller than about a fifth of the frame's longer side.
+      frame (webcam, selfie). Misses faces smaller than about a seventh of the frame's longer side.
     - ``full``: the full-range model on the whole frame; finds faces down to about 1/13 of the longer side.
     - ``auto`` (default): ``full`` on the whole frame and, when the frame's longer side exceeds ``tile``
       pixels, also on overlapping windows of about ``tile`` pixels, merged; finds faces down to about
       ``tile / 12`` pixels (~65 px at the default 768, below dlib HOG's ~80 px floor) in frames of any size.
-      One session call up to ``tile`` pixels, 1 + windows above (3 at 1280x720, 9 at 1920x1080).
+      One session call up to ``tile`` pixels, 1 + windows above (3 at 1280x720, 7 at 1920x1080).
 
     ``antialias`` (default: on for ``full`` and ``auto``, off for ``short``) shrinks large frames by area
     averaging before MediaPipe's bilinear warp; off, the model input equals MediaPipe's.
-    ``min_score`` and ``min_suppression`` default to MediaPipe's values for the chosen model (0.5 for
-    ``short`` and ``auto``, 0.6 for ``full``; 0.3); ``model_path`` replaces the shipped file (an ONNX written
+    ``min_score`` and ``min_suppression`` default to MediaPipe's values for the model (0.5 for ``short``,
+    0.6 for ``full`` and ``auto``; 0.3); ``model_path`` replaces the shipped file (an ONNX written
     by export/blazeface.py).
     """
 
@@ -323,9 +322,7 @@ class BlazeFaceDetector:
         self.antialias = (variant == "full") if antialias is None else bool(antialias)
         self._model: BlazeFaceModel | None = BlazeFaceModel(path, session_options)
         spec = self._model.spec
-        # auto keeps faces that the full-range model scores 0.5-0.6 at the small end of its range in a window.
-        default_score = AUTO_MIN_SCORE if model == "auto" else spec.min_score
-        self.min_score = default_score if min_score is None else float(min_score)
+        self.min_score = spec.min_score if min_score is None else float(min_score)
         self.min_suppression = spec.min_suppression if min_suppression is None else float(min_suppression)
         self.keypoint_names = spec.keypoints
 
@@ -337,7 +334,7 @@ class BlazeFaceDetector:
         d = self._model.detect(frame, self.min_score, self.min_suppression, self.antialias)
         if self.model == "auto":
             # Overlap: more than the smallest face the whole-frame pass finds (about 1/13 of the longer side).
-            windows = tiles(w, h, self.tile, min(max(h, w) // 8, self.tile // 2))
+            windows = tiles(w, h, self.tile, min(max(h, w) // 10, self.tile // 2))
             if len(windows) > 1:
                 d = self._with_tiles(self._model, frame, d, windows)
         faces = []
