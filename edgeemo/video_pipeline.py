@@ -275,11 +275,6 @@ class VideoRun:
     # -- output stage -------------------------------------------------------------------------------------
     def _open_sinks(self) -> None:
         o = self.outputs
-        if o.video is not None:
-            fps = self.info.fps or 30.0
-            self._writer = VideoWriter(o.video, fps, (self.info.width, self.info.height))
-            if self._writer.note:
-                self.notes.append(self._writer.note)
         if o.jsonl is not None:
             self._jsonl = _JsonlSink(o.jsonl)
         if o.csv is not None:
@@ -303,9 +298,14 @@ class VideoRun:
 
     def _emit(self, frame: VideoFrame, result: FrameResult) -> None:
         annotate = self.annotate
-        if annotate is not None and (self._writer is not None or self.show is not None):
+        if annotate is not None and (self.outputs.video is not None or self.show is not None):
             drawn = annotate(frame.image, result)
-            if self._writer is not None:
+            if self.outputs.video is not None:
+                if self._writer is None:  # sized from the first frame (rotated phone videos differ from info)
+                    h, w = drawn.shape[:2]
+                    self._writer = VideoWriter(self.outputs.video, self.info.fps or 30.0, (w, h))
+                    if self._writer.note:
+                        self.notes.append(self._writer.note)
                 self._writer.write(drawn)
             if self.show is not None:
                 with self._latest_lock:

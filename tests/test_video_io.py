@@ -143,3 +143,38 @@ def test_writer_without_frames_leaves_no_file(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
     with pytest.raises(InputError, match="does not exist"):
         VideoWriter(tmp_path / "no" / "such.mp4", 25, (64, 48))
+
+
+class _FakeCamera:
+    """Stands in for ``cv2.VideoCapture(index)``: delivers ``frames`` frames, then fails as if unplugged."""
+
+    def __init__(self, frames: int) -> None:
+        self.left = frames
+        self.image = np.full((48, 64, 3), 90, np.uint8)
+
+    def isOpened(self) -> bool:  # OpenCV's method name
+        return True
+
+    def get(self, prop: int) -> float:
+        cv2 = video.cv2
+        return {cv2.CAP_PROP_FRAME_WIDTH: 64, cv2.CAP_PROP_FRAME_HEIGHT: 48, cv2.CAP_PROP_FPS: 30}.get(prop, 0)
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        time.sleep(0.002)
+        return True, self.image.copy()
+
+    def release(self) -> None:
+        pass
+
+
+def test_webcam_unplugged_mid_run_ends_the_reader_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(video.cv2, "VideoCapture", lambda index: _FakeCamera(25))
+    monkeypatch.setattr(video, "_CAMERA_FAILS", 3)
+    with FrameReader(0, queue_size=4) as r:
+        assert (r.info.kind, r.info.live, r.info.backend, r.info.width) == ("camera", True, "opencv", 64)
+        got = [f.index for f in r]
+    assert "unplugged" in r.stats.end_reason
+    assert len(got) + r.stats.dropped == r.stats.decoded == 25

@@ -399,7 +399,12 @@ class FrameReader:
     def __iter__(self) -> Iterator[VideoFrame]:
         self.start()
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():  # the decoder may be blocked on a stalled source: do not wait for it
+                    return
+                continue
             if item is _END:
                 if self._error is not None:
                     err = self._error
