@@ -88,3 +88,17 @@ def test_sigterm_finalises_video_jsonl_and_timeline(tmp_path: Path) -> None:
     assert len(list(csv.DictReader((tmp_path / "t.csv").open()))) == sum(len(d["faces"]) for d in lines)
     assert tl.stat().st_size > 0
     assert "ended: stopped" in " ".join(stdout.split())
+
+
+def test_show_on_headless_opencv_is_a_clear_error(tmp_path: Path) -> None:
+    import cv2
+
+    try:
+        cv2.namedWindow("probe")
+        cv2.destroyWindow("probe")
+        pytest.skip("this OpenCV has a GUI")
+    except cv2.error:
+        pass
+    result = CliRunner().invoke(app, ["video", str(SAMPLE), "--show"])
+    assert result.exit_code != 0
+    assert "--show needs an OpenCV build with GUI support" in str(result.exception)
