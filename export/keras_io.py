@@ -152,19 +152,25 @@ def check_layers(info: H5Info, known: frozenset[str], trust_lambda: bool) -> Non
             f"{info.path}: unknown layer class(es) {', '.join(unknown)}; custom layers cannot be loaded by the "
             "exporter (rebuild the model from standard Keras layers)"
         )
+    refuse_untrusted_code(info, trust_lambda)
+    if info.lambda_layers:
+        log.warning("%s: loading trusted Lambda layer(s) %s", info.path, ", ".join(info.lambda_layers))
+
+
+def refuse_untrusted_code(info: H5Info, trust_lambda: bool) -> None:
+    """Refuse ``Lambda`` layers unless ``trust_lambda``; needs no TensorFlow, so it runs before TF is imported."""
     lambdas = info.lambda_layers
     if lambdas and not trust_lambda:
         raise ExportError(
             f"{info.path}: contains Lambda layer(s) {', '.join(map(repr, lambdas))} that carry Python code which "
             "would run while loading; refused. Pass --trust-lambda (trust_lambda=True) only for a file you trust"
         )
-    if lambdas:
-        log.warning("%s: loading trusted Lambda layer(s) %s", info.path, ", ".join(lambdas))
 
 
 def load_keras(path: str | os.PathLike[str], trust_lambda: bool = False) -> tuple[Any, H5Info]:
     """Inspect, then load a legacy HDF5 model with ``tf_keras`` (``compile=False``)."""
     info = inspect_h5(path)
+    refuse_untrusted_code(info, trust_lambda)
     tf_keras = import_tf_keras()
     check_layers(info, known_layer_classes(tf_keras), trust_lambda)
     try:
