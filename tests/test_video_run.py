@@ -14,6 +14,7 @@ from edgeemo.annotate import annotate
 from edgeemo.errors import DecodeError, EdgeemoError, InputError
 from edgeemo.pipeline import Pipeline
 from edgeemo.results import Face, FrameResult
+from edgeemo.session import SessionOptions
 from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"
@@ -22,7 +23,8 @@ SAMPLE_FRAMES = 150
 
 @pytest.fixture(scope="module")
 def pipe() -> Pipeline:
-    with Pipeline() as p:  # shipped model, default detector
+    one = SessionOptions(intra_op_threads=1)  # as `edgeemo video` runs it
+    with Pipeline(session_options=one, detector_options={"session_options": one}) as p:  # shipped model, blazeface
         yield p
 
 
