@@ -30,13 +30,9 @@ REGENERATE = "python -m export.build_models"
 
 UNTRAINED = (
     "UNTRAINED weights (the thesis's trained weights are not reachable): Keras initialisers with a fixed seed, "
-    "depthwise kernels made non-negative and BatchNorm statistics re-estimated on 100 scikit-image lfw_subset "
-    "faces without labels (see export/thesis_arch.py). For compatibility, speed and parity work, not accuracy."
-)
-THESIS_FP16 = (
-    "No FP16 variant is shipped: on this random network float16 rounding is amplified from layer to layer "
-    "(a trained network is far smoother), so FP16 fails the parity thresholds; the figures are in the export "
-    "helper's report, measured with export.parity."
+    "depthwise kernels made non-negative, pointwise kernels offset, BatchNorm statistics re-estimated on 100 "
+    "scikit-image lfw_subset faces without labels (see export/thesis_arch.py). For compatibility, speed and "
+    "parity work, not accuracy."
 )
 THESIS_PROVENANCE = (
     "Architecture of the 2021 thesis models (saved_model_infr_fer.h5 / _valence / _arousal), rebuilt in code by "
@@ -81,21 +77,23 @@ def build_thesis(faces: FaceSet) -> list[ExportResult]:
             weights="untrained",
             licence="MIT (edgeemo project; architecture from keras.applications, Apache-2.0)",
             provenance=THESIS_PROVENANCE,
-            notes=(UNTRAINED, THESIS_FP16),
+            notes=(UNTRAINED,),
             regenerate=REGENERATE,
         )
-        results.append(export_keras(h5, folder, options, ("fp32",), faces=faces, card=card))
+        results.append(export_keras(h5, folder, options, ("fp32", "fp16"), faces=faces, card=card))
     card = CardFacts(
         description="Thesis classifier + valence + arousal fused into one graph: outputs emotion (logits), valence "
         "and arousal (regression) from one session call. The recommended valence-arousal deployment form.",
         weights="untrained",
         licence="MIT (edgeemo project; architecture from keras.applications, Apache-2.0)",
         provenance="export/fuse.py from thesis-mobilenet, thesis-valence and thesis-arousal (model.onnx)",
-        notes=(UNTRAINED, THESIS_FP16),
+        notes=(UNTRAINED,),
         regenerate=REGENERATE,
     )
     parts = [MODELS / name for name in folders.values()]
-    results.append(export_fused(parts, MODELS / "thesis-fused", "thesis-fused", ("fp32",), faces=faces, card=card))
+    results.append(
+        export_fused(parts, MODELS / "thesis-fused", "thesis-fused", ("fp32", "fp16"), faces=faces, card=card)
+    )
     return results
 
 

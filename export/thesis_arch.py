@@ -5,20 +5,24 @@ Classifier: input 128x128x1 uint8 → ``tf.image.grayscale_to_rgb`` → ``tf.cas
 weights=None)`` → Flatten → Dense(9) logits: 255,417 parameters, 249,945 trainable, exactly the thesis's counts.
 The valence and arousal twins end in Dense(1) linear instead.
 
-The weights are **untrained**: Keras' initialisers with a fixed seed, then two label-free adjustments so the
-random network is numerically well-conditioned (otherwise every FP16/INT8 parity figure would measure the
-random weights rather than the export):
+The weights are **untrained**: Keras' initialisers with a fixed seed, then label-free adjustments so that the
+random network is numerically well-conditioned like a trained one (otherwise every FP32/FP16/INT8 parity figure
+would measure the random weights' sensitivity rather than the export):
 
 1. Depthwise 3x3 kernels are made non-negative (``|w|``), i.e. random smoothing filters. Signed random 3x3
    filters are high-pass; on smooth face images their outputs are tiny, BatchNorm rescales them to unit
    variance and so amplifies rounding noise: measured, input noise of std 5e-4 changed the logits by up to
    1.36 (69% top-1 agreement) with signed kernels and by 0.05 (100%) with non-negative ones.
-2. The BatchNorm moving statistics are re-estimated, layer by layer, on the first 100 (face) images of
+2. Pointwise 1x1 kernels get a positive offset equal to their mean magnitude, so that channel mixing does not
+   cancel the common signal while rounding noise adds up. Measured on 400 FER2013 faces (classifier, ONNX vs
+   Keras, max |Δ| relative to the largest logit): FP32 2.2e-5 → 2.1e-6, FP16 0.082 (98.0% agreement) → 0.0045
+   (100%); an offset of half the mean magnitude left the arousal twin's FP16 at 0.015 on all 3589 faces.
+3. The BatchNorm moving statistics are re-estimated, layer by layer, on the first 100 (face) images of
    scikit-image's ``lfw_subset`` (a registry package). With the initial statistics (mean 0, variance 1) the
    activations vanish (about 1e-15 at the last block, which is 0 in float16).
 
-No labels are used: the models keep random features and serve compatibility, speed and parity work, never
-accuracy.
+No labels are used: the models keep random features (their argmax still varies across faces) and serve
+compatibility, speed and parity work, never accuracy.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ log = logging.getLogger(__name__)
 THESIS_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise", "uncertain")
 INPUT_SIZE = 128
 BACKBONE_NAME = "mobilenet_0.25_128"
+POINTWISE_OFFSET = 1.0  # × mean |kernel| added to every pointwise kernel (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ def calibration_faces() -> np.ndarray:
 
 
 def condition_weights(model: Any, images: np.ndarray) -> int:
-    """Make depthwise kernels non-negative, then set each BatchNorm's moving statistics from ``images``."""
+    """Adjust depthwise and pointwise kernels, then set each BatchNorm's moving statistics from ``images``."""
     tf_keras = import_tf_keras()
 
     backbone = model.get_layer(BACKBONE_NAME)
@@ -120,6 +125,10 @@ def condition_weights(model: Any, images: np.ndarray) -> int:
         if isinstance(layer, tf_keras.layers.DepthwiseConv2D):
             weights = layer.get_weights()
             layer.set_weights([np.abs(weights[0]), *weights[1:]])
+        elif isinstance(layer, tf_keras.layers.Conv2D) and layer.kernel_size == (1, 1):
+            weights = layer.get_weights()
+            kernel = weights[0] + np.float32(POINTWISE_OFFSET) * np.abs(weights[0]).mean()
+            layer.set_weights([kernel, *weights[1:]])
     x = images.astype(np.float32).repeat(3, axis=-1) / np.float32(127.5) - np.float32(1.0)
     count = 0
     for layer in backbone.layers:
