@@ -89,6 +89,7 @@ class VideoOutputs:
     csv: Path | None = None
     timeline: Path | None = None
     timeline_csv: Path | None = None
+    circumplex: Path | None = None  # valence-arousal trajectory per track (when the results carry VA)
 
     def resolved_timeline_csv(self) -> Path | None:
         if self.timeline_csv is not None:
@@ -96,7 +97,8 @@ class VideoOutputs:
         return self.timeline.with_suffix(".csv") if self.timeline is not None else None
 
     def paths(self) -> list[Path]:
-        return [p for p in (self.video, self.jsonl, self.csv, self.timeline, self.resolved_timeline_csv()) if p]
+        candidates = (self.video, self.jsonl, self.csv, self.timeline, self.resolved_timeline_csv(), self.circumplex)
+        return [p for p in candidates if p]
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,8 @@ class VideoRun:
         self._writer: VideoWriter | None = None
         self._jsonl: _JsonlSink | None = None
         self._csv: _CsvSink | None = None
-        self._timeline = Timeline() if self.outputs.timeline or self.outputs.timeline_csv else None
+        o = self.outputs
+        self._timeline = Timeline() if o.timeline or o.timeline_csv or o.circumplex else None
         self._written: dict[str, Path] = {}
         self.notes: list[str] = []
 
@@ -462,6 +465,12 @@ class VideoRun:
             png = self.outputs.timeline
             if png is not None:
                 attempt("timeline", lambda: tl.plot(png))
+            circ = self.outputs.circumplex
+            if circ is not None:
+                if tl.has_va:
+                    attempt("circumplex", lambda: _plot_circumplex(tl, circ))
+                else:
+                    self.notes.append(f"{circ} not written: the results carry no valence/arousal")
         if errors and self._out_error is None:
             self._out_error = errors[0]
 
@@ -471,3 +480,10 @@ def _smoothed(result: FrameResult, smoother: ProbabilitySmoother) -> FrameResult
         return result
     faces = tuple(FaceResult(f.face, smoother(f.track_id, f.prediction), f.track_id) for f in result.faces)
     return dataclasses.replace(result, faces=faces)
+
+
+def _plot_circumplex(tl: Timeline, path: Path) -> Path:
+    from edgeemo.circumplex import plot_circumplex
+
+    rows = ((r.timestamp, r.track_id, r.valence, r.arousal, r.va_source) for r in tl.rows)
+    return plot_circumplex(rows, path, classes=tl.classes)

@@ -35,6 +35,7 @@ def test_no_arguments_runs_the_sample_into_edgeemo_out(tmp_path: Path, monkeypat
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "astronaut.annotated.mp4",
+        "astronaut.circumplex.png",
         "astronaut.jsonl",
         "astronaut.timeline.csv",
         "astronaut.timeline.png",

@@ -34,6 +34,7 @@ def _outputs(tmp_path: Path) -> VideoOutputs:
         jsonl=tmp_path / "f.jsonl",
         csv=tmp_path / "faces.csv",
         timeline=tmp_path / "timeline.png",
+        circumplex=tmp_path / "va.png",
     )
 
 
@@ -72,7 +73,7 @@ def test_sample_clip_gives_every_output_with_one_stable_track(pipe: Pipeline, tm
     s = VideoRun(pipe, SAMPLE, out, annotate=annotate).run()
     assert (s.frames, s.decoded, s.dropped, s.corrupt, s.interrupted) == (SAMPLE_FRAMES, SAMPLE_FRAMES, 0, 0, False)
     assert s.faces == SAMPLE_FRAMES and s.tracks == 1
-    assert set(s.outputs) == {"video", "jsonl", "csv", "timeline", "timeline_csv"}
+    assert set(s.outputs) == {"video", "jsonl", "csv", "timeline", "timeline_csv", "circumplex"}
     assert all(v > 0 for v in s.stage_seconds.values()) and s.fps > 0
     lines = _jsonl(out.jsonl)  # type: ignore[arg-type]
     assert [d["index"] for d in lines] == list(range(SAMPLE_FRAMES))
@@ -86,6 +87,18 @@ def test_sample_clip_gives_every_output_with_one_stable_track(pipe: Pipeline, tm
     tl = list(csv.DictReader((tmp_path / "timeline.csv").open()))
     assert len(tl) == SAMPLE_FRAMES and {r["track"] for r in tl} == {"1"}
     assert out.timeline.stat().st_size > 10_000  # type: ignore[union-attr]
+    assert out.circumplex.stat().st_size > 10_000  # type: ignore[union-attr]
+    assert tl[0]["va_source"] == "derived" and float(tl[0]["valence"]) > 0  # happy: pleasant
+
+
+def test_circumplex_without_valence_arousal_is_skipped_with_a_note(tmp_path: Path) -> None:
+    with Pipeline(derive_va=False) as plain:
+        out = VideoOutputs(circumplex=tmp_path / "va.png", timeline_csv=tmp_path / "t.csv")
+        run = VideoRun(plain, SAMPLE, out, VideoOptions(detect_every=10))
+        s = run.run()
+    assert not (tmp_path / "va.png").exists() and "circumplex" not in s.outputs
+    assert any("no valence/arousal" in n for n in s.notes)
+    assert "valence" not in (tmp_path / "t.csv").read_text().splitlines()[0]
 
 
 def test_detect_every_runs_the_detector_on_every_nth_frame_and_tracks_between(pipe: Pipeline, tmp_path: Path) -> None:

@@ -61,7 +61,8 @@ def default_clip() -> Path:
 
 
 def default_outputs(source: str, out_dir: Path) -> VideoOutputs:
-    """The outputs of a run without output options: annotated mp4, JSON lines and the timeline in ``out_dir``."""
+    """The outputs of a run without output options, in ``out_dir``: annotated mp4, JSON lines, the timeline (PNG
+    and CSV) and the valence-arousal trajectory."""
     kind, value = parse_source(source)
     stem = Path(str(value)).stem if kind == "file" else (f"camera{value}" if kind == "camera" else "stream")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -69,6 +70,7 @@ def default_outputs(source: str, out_dir: Path) -> VideoOutputs:
         video=out_dir / f"{stem}.annotated.mp4",
         jsonl=out_dir / f"{stem}.jsonl",
         timeline=out_dir / f"{stem}.timeline.png",
+        circumplex=out_dir / f"{stem}.circumplex.png",
     )
 
 
@@ -136,12 +138,19 @@ def video_command(
             "--timeline", help="Emotion timeline plot (.png); its CSV is written beside it.", rich_help_panel=_OUT
         ),
     ] = None,
+    circumplex: Annotated[
+        Path | None,
+        typer.Option(
+            "--circumplex", help="Valence-arousal trajectory per track (.png), when VA is known.", rich_help_panel=_OUT
+        ),
+    ] = None,
     out_dir: Annotated[
         Path,
         typer.Option(
             "--out-dir",
             file_okay=False,
-            help="Where outputs go when no output option is given (annotated mp4, JSON lines, timeline PNG+CSV).",
+            help="Where outputs go when no output option is given (annotated mp4, JSON lines, timeline PNG+CSV, "
+            "valence-arousal trajectory).",
             rich_help_panel=_OUT,
         ),
     ] = DEFAULT_OUT_DIR,
@@ -196,7 +205,7 @@ def video_command(
     """
     quiet_opencv()
     src = source if source is not None else str(default_clip())
-    outputs = VideoOutputs(video=out, jsonl=jsonl, csv=csv, timeline=timeline)
+    outputs = VideoOutputs(video=out, jsonl=jsonl, csv=csv, timeline=timeline, circumplex=circumplex)
     if not outputs.paths() and not show:
         outputs = default_outputs(src, out_dir)
     kind, value = parse_source(src)
