@@ -230,6 +230,7 @@ class VideoRun:
     ``annotate`` draws a :class:`FrameResult` onto a copy of the frame for the output video and the live
     window; ``show`` is called from the calling thread with each annotated frame and returns False to stop.
     ``progress`` is called from the calling thread after every frame with (frames done, seconds elapsed).
+    With ``detect_every > 1`` the faces of frames without detection are the tracker's boxes, with score 0.0.
     """
 
     def __init__(

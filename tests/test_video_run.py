@@ -213,3 +213,29 @@ def test_1zlab_clip_one_track_and_the_happy_to_neutral_change(
     assert (label[later] == "happy").mean() < 0.3
     assert happy[smile].mean() > 2 * happy[later].mean()
     assert (label[later] == "neutral").mean() > (label[later] == "happy").mean()
+
+
+def test_six_faces_of_a_group_photo_keep_six_ids_under_a_pan(
+    pipe: Pipeline, shared_photos: Path, tmp_path: Path
+) -> None:
+    """Real faces: a 40-frame pan over a 6-person photo; every face keeps its own id from first to last frame."""
+    import cv2
+
+    from edgeemo.io.video import VideoWriter
+
+    photo = cv2.imread(str(shared_photos / "facenet-pytorch_multiface.jpg"))
+    clip = tmp_path / "pan.mp4"
+    with VideoWriter(clip, 25, (1040, 584)) as w:
+        for i in range(40):
+            x, y = 4 * i, i
+            w.write(photo[y : y + 584, x : x + 1040])
+    jsonl = tmp_path / "f.jsonl"
+    s = VideoRun(pipe, clip, VideoOutputs(jsonl=jsonl)).run()
+    assert s.frames == 40 and s.tracks == 6
+    lines = _jsonl(jsonl)
+    assert sum(len(d["faces"]) == 6 for d in lines) >= 38
+    first = {f["track_id"]: f["box"]["x1"] for f in lines[0]["faces"]}
+    last = {f["track_id"]: f["box"]["x1"] for f in lines[-1]["faces"]}
+    assert set(first) == set(last) == set(range(1, 7))
+    # The camera pans right by 156 px: each id's face moved left by about that much (no ids swapped).
+    assert all(abs((first[k] - last[k]) - 156) < 20 for k in first)
