@@ -178,3 +178,27 @@ def test_webcam_unplugged_mid_run_ends_the_reader_with_a_reason(monkeypatch: pyt
         got = [f.index for f in r]
     assert "unplugged" in r.stats.end_reason
     assert len(got) + r.stats.dropped == r.stats.decoded == 25
+
+
+def test_http_stream_is_read_through_the_stream_path() -> None:
+    """A local HTTP server stands in for a network stream (no outside network needed)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=SAMPLE.parent))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{SAMPLE.name}"
+        with FrameReader(url, live=False) as r:
+            assert (r.info.kind, r.info.backend, r.info.width) == ("stream", "pyav", 640)
+            n = sum(1 for _ in r)
+        assert n == SAMPLE_FRAMES and r.stats.end_reason == "end of stream"
+        with pytest.raises(DecodeError, match="cannot open as a video"):
+            FrameReader(f"http://127.0.0.1:{server.server_address[1]}/missing.mp4")
+    finally:
+        server.shutdown()
