@@ -51,7 +51,8 @@ def main() -> None:
     except EdgeemoError as exc:
         if _state["verbose"]:
             raise
-        typer.echo(f"edgeemo: error: {exc}", err=True)
+        one_line = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        typer.echo(f"edgeemo: error: {one_line}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("edgeemo: interrupted", err=True)
