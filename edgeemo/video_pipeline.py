@@ -148,12 +148,19 @@ class VideoSummary:
 
 
 # ---------------------------------------------------------------------------------------------------- sinks
+def _open_text(path: Path) -> IO[str]:
+    try:
+        return open(path, "w", newline="", encoding="utf-8")  # closed by the sink
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+
 class _JsonlSink:
     """One JSON object per frame (``FrameResult.to_dict()``), flushed per line so a stopped run loses nothing."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._fh: IO[str] = _open_text(path)
 
     def write(self, result: FrameResult) -> None:
         self._fh.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
@@ -169,7 +176,7 @@ class _CsvSink:
     def __init__(self, path: Path, classes: Sequence[str]) -> None:
         self.path = path
         self.classes = tuple(classes)
-        self._fh: IO[str] = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._fh: IO[str] = _open_text(path)
         self._w = csv.writer(self._fh)
         self._w.writerow(
             [
@@ -336,10 +343,10 @@ class VideoRun:
         track_ids: set[int] = set()
         interrupted = False
         t_start = time.perf_counter()
-        self._open_sinks()
         out_thread = threading.Thread(target=self._output_loop, name="edgeemo-output", daemon=True)
         out_thread.start()
         try:
+            self._open_sinks()
             for frame in self.reader:
                 if self._stop.is_set():
                     break

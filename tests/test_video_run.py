@@ -239,3 +239,9 @@ def test_six_faces_of_a_group_photo_keep_six_ids_under_a_pan(
     assert set(first) == set(last) == set(range(1, 7))
     # The camera pans right by 156 px: each id's face moved left by about that much (no ids swapped).
     assert all(abs((first[k] - last[k]) - 156) < 20 for k in first)
+
+
+def test_an_unwritable_output_is_a_clear_error(pipe: Pipeline, tmp_path: Path) -> None:
+    (tmp_path / "f.jsonl").mkdir()
+    with pytest.raises(InputError, match=r"f\.jsonl: cannot write"):
+        VideoRun(pipe, SAMPLE, VideoOutputs(jsonl=tmp_path / "f.jsonl")).run()

@@ -205,10 +205,10 @@ def video_command(
     """
     quiet_opencv()
     src = source if source is not None else str(default_clip())
+    kind, value = parse_source(src)  # a missing file fails here, before any output folder is made
     outputs = VideoOutputs(video=out, jsonl=jsonl, csv=csv, timeline=timeline, circumplex=circumplex)
     if not outputs.paths() and not show:
         outputs = default_outputs(src, out_dir)
-    kind, value = parse_source(src)
     if kind == "file":
         for p in outputs.paths():
             if p.resolve() == Path(str(value)).resolve():
