@@ -202,3 +202,13 @@ def test_http_stream_is_read_through_the_stream_path() -> None:
             FrameReader(f"http://127.0.0.1:{server.server_address[1]}/missing.mp4")
     finally:
         server.shutdown()
+
+
+def test_unknown_codec_is_named_as_unsupported(tmp_path: Path) -> None:
+    data = bytearray(SAMPLE.read_bytes())
+    entry = data.find(b"avc1", data.find(b"stsd"))  # the track's sample entry: H.264 -> an unknown four-cc
+    data[entry : entry + 4] = b"zzzz"
+    odd = tmp_path / "odd.mp4"
+    odd.write_bytes(bytes(data))
+    with pytest.raises(DecodeError, match=r"odd\.mp4: unsupported video codec"):
+        FrameReader(odd)
