@@ -399,3 +399,54 @@ def test_kill_9_then_rerun_with_workers_equals_one_clean_run(
     assert errors.read_bytes() == big_reference.with_name("submission.errors.csv").read_bytes()
     assert not journal.exists()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+# ------------------------------------------------------------------------------------------ atomic outputs
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path: Path) -> None:
+    from edgeemo.io.sinks import atomic_open, write_csv_atomic
+
+    out = tmp_path / "submission.csv"
+    write_csv_atomic(out, ["image_path", "emotion"], [["1.png", "happy"]])
+    before = out.read_bytes()
+
+    def rows():  # a producer that dies half way, as a killed or failing run would
+        yield ["2.png", "sad"]
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_csv_atomic(out, ["image_path", "emotion"], rows())
+    with pytest.raises(KeyboardInterrupt), atomic_open(out) as f:
+        f.write("image_path,emotion\n3.png,")
+        raise KeyboardInterrupt
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["submission.csv"]
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_rerun_keeps_the_previous_output_whole(tmp_path: Path, astronaut_bgr: np.ndarray) -> None:
+    """The output is replaced in one rename: a reader (or a crash) never sees a half-written submission."""
+    d = tmp_path / "faces"
+    d.mkdir()
+    crop = encode(".png", cv2.cvtColor(astronaut_bgr[45:195, 150:280], cv2.COLOR_BGR2GRAY))
+    for k in range(300):
+        (d / f"{k}.png").write_bytes(crop)
+    out = tmp_path / "submission.csv"
+    assert runner.invoke(app, ["classify", str(d), "-o", str(out)]).exit_code == 0
+    before = out.read_bytes()
+    for k in range(300, 3000):
+        (d / f"{k}.png").write_bytes(crop)
+    journal = tmp_path / "submission.csv.partial"
+    cmd = [*CLI, "classify", str(d), "-o", str(out), "--batch-size", "16"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not journal.exists() or journal.read_text().count("\n") < 1000):
+        seen.add(out.read_bytes())  # sampled while the run goes on: always the complete earlier file
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert seen == {before} and out.read_bytes() == before
+    r = runner.invoke(app, ["classify", str(d), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = read_csv(out)[1:]
+    assert len(rows) == 3000 and len({row[0] for row in rows}) == 3000
