@@ -1,7 +1,7 @@
 """`edgeemo video [SOURCE]`: a video file, webcam or stream → annotated mp4, JSON lines, CSV, emotion timeline.
 
 Without SOURCE it runs on the shipped sample clip; without any output option it writes the annotated video,
-JSON lines and the timeline (PNG + CSV) into ``--out-dir`` (``./edgeemo-out``).
+JSON lines, the timeline (PNG + CSV) and the valence-arousal trajectory into ``--out-dir`` (``./edgeemo-out``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,10 @@ def default_outputs(source: str, out_dir: Path) -> VideoOutputs:
     and CSV) and the valence-arousal trajectory."""
     kind, value = parse_source(source)
     stem = Path(str(value)).stem if kind == "file" else (f"camera{value}" if kind == "camera" else "stream")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from exc
     return VideoOutputs(
         video=out_dir / f"{stem}.annotated.mp4",
         jsonl=out_dir / f"{stem}.jsonl",
