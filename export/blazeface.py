@@ -333,6 +333,7 @@ def convert(v: Variant, src_dir: Path = ASSET_DIR, out_dir: Path = ASSET_DIR, op
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(facts, sort_keys=True)
     onnx.checker.check_model(proto)
+    out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / v.onnx
     onnx.save(proto, str(out))
     log.info("wrote %s (%d anchors)", out, facts["anchors"]["count"])

@@ -290,7 +290,7 @@ class BlazeFaceDetector:
     averaging before MediaPipe's bilinear warp; off, the model input equals MediaPipe's.
     ``min_score`` and ``min_suppression`` default to MediaPipe's values for the model (0.5 for ``short``,
     0.6 for ``full`` and ``auto``; 0.3); ``model_path`` replaces the shipped file (an ONNX written
-    by export/blazeface.py).
+    by export/blazeface.py); ``session_options`` default to one intra-op thread on the ``auto`` device.
     """
 
     name = "blazeface"
@@ -320,7 +320,10 @@ class BlazeFaceDetector:
         self.tile = int(tile)
         # Exact MediaPipe input for the short-range model (its reference); anti-aliased for full range.
         self.antialias = (variant == "full") if antialias is None else bool(antialias)
-        self._model: BlazeFaceModel | None = BlazeFaceModel(path, session_options)
+        # BlazeFace is small: one thread runs it as fast as two on an idle CPU and several times faster on a
+        # busy one (docs/detectors.md), and leaves the other cores to the classifier.
+        options = session_options if session_options is not None else SessionOptions(intra_op_threads=1)
+        self._model: BlazeFaceModel | None = BlazeFaceModel(path, options)
         spec = self._model.spec
         self.min_score = spec.min_score if min_score is None else float(min_score)
         self.min_suppression = spec.min_suppression if min_suppression is None else float(min_suppression)
