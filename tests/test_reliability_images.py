@@ -450,3 +450,31 @@ def test_kill_9_during_a_rerun_keeps_the_previous_output_whole(tmp_path: Path, a
     assert r.exit_code == 0, r.output
     rows = read_csv(out)[1:]
     assert len(rows) == 3000 and len({row[0] for row in rows}) == 3000
+
+
+@pytest.mark.slow
+def test_image_command_killed_mid_run_leaves_only_whole_files(tmp_path: Path, astronaut_bgr: np.ndarray) -> None:
+    """`image` has no journal: each output is written atomically, so after `kill -9` every visible file is whole
+    and a re-run completes the set (a hidden ``.name.*.tmp`` of the file in flight may remain)."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    photo = encode(".jpg", astronaut_bgr)
+    for k in range(80):
+        (d / f"{k}.jpg").write_bytes(photo)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*CLI, "image", str(d), "--out", str(out), "--json"], cwd=REPO, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not out.is_dir() or len(list(out.glob("*.json"))) < 10):
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    visible = [p for p in out.iterdir() if not p.name.startswith(".")]
+    assert 10 <= len(list(out.glob("*.json"))) < 80
+    for p in visible:
+        if p.suffix == ".json":
+            assert len(json.loads(p.read_text())["faces"]) == 1, p
+        else:
+            assert cv2.imdecode(np.frombuffer(p.read_bytes(), np.uint8), cv2.IMREAD_COLOR).shape == (512, 512, 3), p
+    r = runner.invoke(app, ["image", str(d), "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    assert len(list(out.glob("*.json"))) == 80 and len(list(out.glob("*.jpg"))) == 80
