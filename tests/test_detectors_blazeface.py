@@ -133,7 +133,7 @@ def test_closed_detector_refuses(astronaut_bgr):
 
 
 def test_model_without_detector_metadata_is_refused(tmp_path):
-    import onnx
+    onnx = pytest.importorskip("onnx")
 
     proto = onnx.load(str(asset_path("detectors", "blazeface", MODEL_FILES["short"])))
     meta = {p.key: p.value for p in proto.metadata_props}
