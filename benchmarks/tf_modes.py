@@ -52,23 +52,38 @@ def _tf() -> Any:
     return tf
 
 
-def keras_file(model: Any) -> Path:
-    """The Keras file beside the ONNX model: the name recorded by the exporter, else the only .h5/.hdf5 there."""
+def keras_files(model: Any) -> list[Path]:
+    """The Keras file(s) the ONNX model was exported from, found by the name(s) the exporter recorded.
+
+    A fused graph records ``a.h5+b.h5+c.h5``; each part is looked up beside the model, then in the other model
+    folders. Without a recorded name, the only .h5/.hdf5 beside the model is used.
+    """
     folder = model.path.parent
-    named = folder / Path(model.spec.source.file).name if model.spec.source.file else None
-    if named is not None and named.is_file():
-        return named
-    found = sorted([*folder.glob("*.h5"), *folder.glob("*.hdf5")])
-    if len(found) == 1:
-        return found[0]
-    raise Skip(f"{folder}: no Keras file to compare with (looked for {model.spec.source.file or '*.h5'})")
+    names = [n for n in model.spec.source.file.split("+") if n]
+    if not names:
+        found = sorted([*folder.glob("*.h5"), *folder.glob("*.hdf5")])
+        if len(found) == 1:
+            return found
+        raise Skip(f"{folder}: no Keras file to compare with (no source file recorded)")
+    out = []
+    for name in names:
+        hits = [p for p in [folder / name, *folder.parent.glob(f"*/{name}")] if p.is_file()]
+        if not hits:
+            raise Skip(f"{folder}: no Keras file {name} to compare with (looked beside it and in {folder.parent})")
+        out.append(hits[0])
+    return out
 
 
-def load_keras(path: Path) -> Any:
+def load_keras(paths: list[Path]) -> Any:
+    """One Keras model; several (the parts of a fused graph) become one model with their outputs side by side."""
     _tf()
     import tf_keras
 
-    return tf_keras.models.load_model(str(path), compile=False)
+    parts = [tf_keras.models.load_model(str(p), compile=False) for p in paths]
+    if len(parts) == 1:
+        return parts[0]
+    inp = tf_keras.Input(shape=parts[0].input_shape[1:], dtype=parts[0].inputs[0].dtype)
+    return tf_keras.Model(inp, [m(inp) for m in parts])
 
 
 def tflite_from_keras(keras_model: Any) -> bytes:
@@ -122,7 +137,7 @@ def classifier_tf(params: Mapping[str, Any]) -> dict[str, Any]:
     """One TensorFlow or TFLite mode on one model at each batch size."""
     mode = params["mode"]
     model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
-    km = load_keras(keras_file(model)) if mode != "tflite-file" else None
+    km = load_keras(keras_files(model)) if mode != "tflite-file" else None
     run = _callable(mode, km, params, model)
     batches = list(params["batches"])
     inputs, source = model_inputs(model, batches)
@@ -148,7 +163,7 @@ def classifier_tf(params: Mapping[str, Any]) -> dict[str, Any]:
 def compare_tf(params: Mapping[str, Any]) -> dict[str, Any]:
     """Interleaved in one process: edgeemo's default session, TFLite FP32 (XNNPACK) and TF tf.function."""
     model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
-    km = load_keras(keras_file(model))
+    km = load_keras(keras_files(model))
     tfl = TFLiteRunner(content=tflite_from_keras(km))
     fn = _callable("function", km, params, model)
     name = model.spec.input.name
