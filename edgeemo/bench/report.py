@@ -51,7 +51,15 @@ def machine_lines(doc: dict[str, Any]) -> list[str]:
         f"- Run: {doc['mode']} mode, {doc['created_utc']}, {doc.get('total_wall_s', '?')} s in all; "
         f"load average at start {m.get('load_average_at_start')}; thread env {m.get('thread_env') or 'unset'}",
     ]
-    if doc.get("device_model") or m.get("device_model"):
+    busy = [x[0] for x in (m.get("load_average_at_start"), m.get("load_average_at_end")) if x]
+    cores = m.get("usable_cores") or m.get("logical_cores") or 1
+    if busy and max(busy) > 0.5 * cores:
+        lines.append(
+            f"- **Busy machine**: 1-minute load average {' → '.join(f'{x:g}' for x in busy)} on {cores} cores; other "
+            "processes shared the CPU, so absolute figures are pessimistic and noisy (multi-threaded sessions suffer "
+            "most); the interleaved ratios are the trustworthy part of this run."
+        )
+    if m.get("device_model"):
         lines.insert(1, f"- Device: {m.get('device_model')}")
     return lines
 

@@ -10,9 +10,11 @@ Result document (schema 1)::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -77,6 +79,8 @@ def run_plan(
         if progress is not None:
             progress(k + 1, len(plan), result)
     doc["total_wall_s"] = round(time.perf_counter() - t0, 1)
+    with contextlib.suppress(OSError, AttributeError):  # no load average on this platform
+        doc["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return doc
 
 
