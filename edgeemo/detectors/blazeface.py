@@ -224,6 +224,11 @@ class BlazeFaceModel:
         s = self.spec.size
         fx = fy = 1.0
         if antialias and max(h, w) > ANTIALIAS_FACTOR * s:
+            # Shrink by an integer factor first (OpenCV's fast box filter, ~10x cheaper than an arbitrary
+            # factor at 1080p), then by area averaging to exactly ANTIALIAS_FACTOR input sizes.
+            step = int(max(h, w) // (ANTIALIAS_FACTOR * s))
+            if step >= 2:
+                frame = cv2.resize(frame, None, fx=1 / step, fy=1 / step, interpolation=cv2.INTER_AREA)
             k = ANTIALIAS_FACTOR * s / max(h, w)
             sw, sh = max(1, round(w * k)), max(1, round(h * k))
             frame = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)
