@@ -24,7 +24,7 @@ SAMPLE_FRAMES = 150
 @pytest.fixture(scope="module")
 def pipe() -> Pipeline:
     one = SessionOptions(intra_op_threads=1)  # as `edgeemo video` runs it
-    with Pipeline(session_options=one, detector_options={"session_options": one}) as p:  # shipped model, blazeface
+    with Pipeline(session_options=one, detector="blazeface", detector_options={"session_options": one}) as p:
         yield p
 
 
