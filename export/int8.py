@@ -23,6 +23,7 @@ import onnx
 from edgeemo.errors import EdgeemoError, ExportError
 from edgeemo.model import EmotionModel
 from edgeemo.spec import METADATA_KEY, ModelSpec
+from export.bias_correction import add_zero_biases, correct_biases
 from export.calibration import augment, default_calibration_dir, load_calibration_set, make_reader
 from export.equalize import equalize
 
@@ -57,9 +58,10 @@ class Int8Options:
 
     ``equalize`` (None: off) rescales conv pairs so activation channels share one range before calibration;
     the value is the strength for pairs whose second conv is not depthwise (see :mod:`export.equalize`).
-    ``keep_float`` lists what stays in float: ``head`` (each output's last weighted layer and everything after
-    it), ``stem`` (the first weighted layer), ``depthwise`` (grouped convolutions), op types (``Add``), or
-    ``node:<name>``.
+    ``bias_correction`` re-centres each quantized conv's output channels on the float model's means
+    (see :mod:`export.bias_correction`). ``keep_float`` lists what stays in float: ``head`` (each output's
+    last weighted layer and everything after it), ``stem`` (the first weighted layer), ``depthwise`` (grouped
+    convolutions), op types (``Add``), or ``node:<name>``.
     """
 
     method: str = "minmax"
@@ -77,6 +79,7 @@ class Int8Options:
     batch_size: int = 16
     moving_average: bool = False
     equalize: float | None = None
+    bias_correction: bool = False
     extra_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,7 +126,7 @@ def quantize_int8(
     options.validate()
     is_default = calibration_dir is None
     folder = default_calibration_dir() if is_default else Path(calibration_dir)  # type: ignore[arg-type]
-    calib = load_calibration_set(folder, options.max_images)
+    calib = load_calibration_set(folder)
     source = {
         "name": folder.name,
         "default": is_default,
@@ -146,7 +149,7 @@ def quantize_from_images(
     options = options or DEFAULT_OPTIONS
     options.validate()
     fp32 = _open_fp32(fp32_path)
-    crops = augment(images, options.augment)
+    crops = augment(list(images)[: options.max_images], options.augment)
     try:
         tensor = fp32.preprocess(crops)
     except EdgeemoError as exc:
@@ -163,11 +166,15 @@ def quantize_from_images(
         prepared = onnx.load(str(model_in))
         if options.equalize is not None:
             summary["equalized_pairs"] = equalize(prepared, tensor, fp32.spec.input.name, options.equalize)
-            onnx.save(prepared, str(model_in))
+        if options.bias_correction:
+            add_zero_biases(prepared)
+        onnx.save(prepared, str(model_in))
         kept = sorted(select_float_nodes(prepared, options.keep_float))
         _run_quantizer(model_in, out_path, tensor, fp32.spec.input.name, kept, options)
     summary["float_nodes"] = kept
     quantized = onnx.load(str(out_path))
+    if options.bias_correction:
+        summary["bias_corrected"] = correct_biases(quantized, prepared, tensor, fp32.spec.input.name)
     summary["quantize_linear_nodes"] = sum(1 for n in quantized.graph.node if n.op_type == "QuantizeLinear")
     summary["onnxruntime"] = _ort_version()
     spec = fp32.spec.with_precision("int8", summary)
