@@ -47,7 +47,7 @@ def model_inputs(model: Any, batches: list[int]) -> tuple[dict[int, np.ndarray],
 
 
 def optimized_graph(path: str | Path) -> bytes | None:
-    """The model after ``export.optimize.optimize_onnx`` (needs ``onnx``), or None when that changes nothing."""
+    """The model after ``export.optimize``'s rewrite (needs ``onnx``), or None when that changes nothing."""
     try:
         import onnx
 
