@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "astronaut.mp4"
 SAMPLE_FRAMES = 150
 CLI = [sys.executable, "-c", "from edgeemo.cli import main; main()"]
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX named pipes (os.mkfifo)")
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +209,7 @@ class FifoFeeder:
         self._resume.set()
 
 
+@needs_fifo
 def test_a_stalled_source_is_waited_for_and_nothing_is_lost(pipe: Pipeline, tmp_path: Path) -> None:
     fifo = tmp_path / "camera.pipe"
     os.mkfifo(fifo)
@@ -240,6 +242,7 @@ def _check_finalised(out: Path, jsonl: Path, table: Path) -> int:
     return len(lines)
 
 
+@needs_fifo
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_signal_during_a_stall_ends_promptly_with_outputs_finalised(tmp_path: Path, sig: signal.Signals) -> None:
     fifo = tmp_path / "live.pipe"
