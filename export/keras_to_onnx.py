@@ -29,7 +29,7 @@ from edgeemo.spec import (
 )
 from export import EXPORTER
 from export.keras_io import H5Info, load_keras
-from export.onnx_meta import name_batch_dim, rename_tensor, save_checked, write_spec
+from export.onnx_meta import canonical_names, name_batch_dim, rename_tensor, save_checked, write_spec
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,7 @@ def convert_keras(model: Any, spec: ModelSpec, opset: int) -> Any:
     for k, head in enumerate(spec.outputs):
         rename_tensor(graph, f"__edgeemo_out{k}", head.name)
     name_batch_dim(graph)
+    canonical_names(graph)
     proto.doc_string = f"{spec.name}: exported by {spec.source.exporter} from {spec.source.file}"
     write_spec(proto, spec, spec.source.file)
     return proto

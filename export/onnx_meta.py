@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,72 @@ def save_checked(model: onnx.ModelProto, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+_GENERATED = re.compile(r"__\d+")
+
+
+def canonical_names(graph: onnx.GraphProto) -> None:
+    """Put nodes in a stable topological order and renumber generated names (``name__123``) by appearance.
+
+    tf2onnx numbers the names it invents from counters, and orders independent branches, in ways that depend on
+    the process (its optimizers walk Python sets); normalising both makes the same model give the same bytes.
+    """
+    _stable_node_order(graph)
+    mapping: dict[str, str] = {}
+
+    def canon(name: str) -> str:
+        if not _GENERATED.search(name):
+            return name
+        if name not in mapping:
+            # The whole name is replaced: for constants that tf2onnx merged, which original name survived is
+            # itself process-dependent.
+            mapping[name] = f"t__c{len(mapping)}"
+        return mapping[name]
+
+    for node in graph.node:
+        node.name = canon(node.name)
+        node.input[:] = [canon(n) for n in node.input]
+        node.output[:] = [canon(n) for n in node.output]
+    for init in graph.initializer:
+        init.name = canon(init.name)
+    for vi in [*graph.input, *graph.output, *graph.value_info]:
+        vi.name = canon(vi.name)
+    inits = sorted(graph.initializer, key=lambda t: t.name)
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    infos = sorted(graph.value_info, key=lambda v: v.name)
+    del graph.value_info[:]
+    graph.value_info.extend(infos)
+
+
+def _stable_node_order(graph: onnx.GraphProto) -> None:
+    """Kahn's topological sort; among ready nodes the one with the smallest name (numbers stripped) goes first."""
+    import heapq
+
+    nodes = list(graph.node)
+    producer = {out: k for k, n in enumerate(nodes) for out in n.output}
+    deps = [{producer[i] for i in n.input if i in producer} for n in nodes]
+    users: list[list[int]] = [[] for _ in nodes]
+    for k, d in enumerate(deps):
+        for j in d:
+            users[j].append(k)
+    waiting = [len(d) for d in deps]
+
+    def key(k: int) -> tuple[str, str, int]:
+        return (_GENERATED.sub("", nodes[k].name), nodes[k].op_type, k)
+
+    ready = [key(k) for k, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        k = heapq.heappop(ready)[2]
+        order.append(nodes[k])
+        for u in users[k]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, key(u))
+    if len(order) != len(nodes):
+        raise ExportError("the exported graph has a cycle; cannot order its nodes")
+    del graph.node[:]
+    graph.node.extend(order)
