@@ -38,7 +38,7 @@ SETTINGS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     # name: (edgeemo SessionOptions fields, extra onnxruntime session config entries)
     "edgeemo": ({}, {}),
     "1-thread": ({"intra_op_threads": 1}, {}),
-    "no-spin": ({}, {"session.intra_op.allow_spinning": "0"}),
+    "no-spin": ({"intra_op_spinning": False}, {}),
     "block-base-4": ({}, {"session.dynamic_block_base": "4"}),
     "denormal-zero": ({}, {"session.set_denormal_as_zero": "1"}),
     "extended-opt": ({"graph_optimization": "extended"}, {}),

@@ -43,6 +43,9 @@ class SessionOptions:
     strict_device: bool = False
     intra_op_threads: int | None = None  # None: onnxruntime's default (one per physical core)
     inter_op_threads: int | None = None
+    # Idle intra-op threads spin before sleeping: lowest latency on a quiet machine, but when other work shares
+    # the cores (load 10 on 2 cores) spinning off ran batch 32 0.5-0.8x the time (benchmarks/ort_study.py).
+    intra_op_spinning: bool = True
     graph_optimization: str = "all"
     trt_fp16: bool = True
     trt_int8: bool = False
@@ -124,6 +127,8 @@ def make_session_options(options: SessionOptions) -> Any:
         so.intra_op_num_threads = int(options.intra_op_threads)
     if options.inter_op_threads is not None:
         so.inter_op_num_threads = int(options.inter_op_threads)
+    if not options.intra_op_spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3
     return so
 

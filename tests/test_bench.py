@@ -177,3 +177,13 @@ def test_frames_fall_back_to_the_astronaut_without_shared_data(monkeypatch: pyte
     assert [f.shape for f in imgs] == [(720, 1280, 3)]
     crops, crop_source = frames.face_crops(5)
     assert len(crops) == 5 and crop_source == "scikit-image astronaut face" and crops[0].ndim == 2
+
+
+def test_spinning_can_be_turned_off_in_the_one_session_place() -> None:
+    from edgeemo.session import SessionOptions, make_session_options
+
+    off = make_session_options(SessionOptions(intra_op_spinning=False))
+    assert off.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    default = make_session_options(SessionOptions())
+    with pytest.raises(RuntimeError):  # left to onnxruntime's default (spinning on)
+        default.get_session_config_entry("session.intra_op.allow_spinning")
