@@ -17,9 +17,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np
 
 from edgeemo.bench.plan import Skip
-from edgeemo.bench.runners import load_model, model_inputs
+from edgeemo.bench.runners import load_model, model_inputs, optimized_graph
 from edgeemo.bench.stats import block_calls, interleave, summarize, time_calls
-from edgeemo.session import SessionOptions
+from edgeemo.session import SessionOptions, create_session
 
 MODES = ("predict", "eager", "function", "tflite", "tflite-file")
 MODE_LABELS = {
@@ -161,23 +161,29 @@ def classifier_tf(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def compare_tf(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Interleaved in one process: edgeemo's default session, TFLite FP32 (XNNPACK) and TF tf.function."""
+    """Interleaved in one process: edgeemo's default session, TFLite FP32 (XNNPACK), TF tf.function, and edgeemo's
+    session on the ``export.optimize`` graph where that rewrite changes the model."""
     model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
     km = load_keras(keras_files(model))
     tfl = TFLiteRunner(content=tflite_from_keras(km))
     fn = _callable("function", km, params, model)
+    graph = optimized_graph(model.path)
+    optimized = create_session(graph, SessionOptions(device="cpu")) if graph is not None else None
     name = model.spec.input.name
     inputs, source = model_inputs(model, list(params["batches"]))
     per_batch = []
     for b, x in inputs.items():
         feed = {name: x}
         tfl.prepare(x)
+        contenders = {
+            "edgeemo session": lambda feed=feed: model.session.run(None, feed),
+            MODE_LABELS["tflite"]: lambda x=x: tfl(x),
+            MODE_LABELS["function"]: lambda x=x: fn(x),
+        }
+        if optimized is not None:
+            contenders["edgeemo session, optimized graph"] = lambda feed=feed: optimized.run(None, feed)
         samples = interleave(
-            {
-                "edgeemo session": lambda feed=feed: model.session.run(None, feed),
-                MODE_LABELS["tflite"]: lambda x=x: tfl(x),
-                MODE_LABELS["function"]: lambda x=x: fn(x),
-            },
+            contenders,
             rounds=int(params.get("rounds", 10)),
             per_round=block_calls(int(params.get("per_round", 10)), b),
             warmup=int(params.get("warmup", 5)),
