@@ -28,6 +28,7 @@ from edgeemo.pipeline import Pipeline
 from edgeemo.results import Box, Face, FaceResult, FrameResult, Prediction
 from edgeemo.session import SessionOptions
 from edgeemo.spec import ModelSpec
+from edgeemo.video_session import VideoSession
 
 load_model = EmotionModel.load
 
@@ -47,6 +48,7 @@ __all__ = [
     "Pipeline",
     "Prediction",
     "SessionOptions",
+    "VideoSession",
     "__version__",
     "annotate",
     "create_detector",

@@ -28,6 +28,7 @@ from edgeemo.model import EmotionModel
 from edgeemo.results import Face, FaceResult, FrameResult, Prediction, VASource
 from edgeemo.session import SessionOptions
 from edgeemo.spec import EMOTION_HEAD, InputSpec
+from edgeemo.video_session import VideoSession
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,12 @@ class Pipeline:
         return _predictions(probs, self.classes, va.get("valence"), va.get("arousal"), source)
 
     # -- lifetime ---------------------------------------------------------------------------------------------
+
+    def video_session(
+        self, detect_every: int = 1, smoothing: float = 0.6, max_misses: int = 10, iou_threshold: float = 0.3
+    ) -> VideoSession:
+        """Video mode: frames with timestamps in, tracked (stable ids) and smoothed results out."""
+        return VideoSession(self, detect_every, smoothing, max_misses, iou_threshold)
 
     def close(self) -> None:
         """Close the detector when this pipeline built it; afterwards only :meth:`classify_crops` still works."""

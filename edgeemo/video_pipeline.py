@@ -16,7 +16,6 @@ line by line, the timeline is written.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 import os
@@ -26,40 +25,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import numpy as np
 
 from edgeemo.errors import DecodeError, EdgeemoError, InputError
 from edgeemo.io.video import FrameReader, SourceInfo, VideoFrame, VideoWriter
-from edgeemo.results import Face, FaceResult, FrameResult
+from edgeemo.results import FrameResult
 from edgeemo.timeline import Timeline
-from edgeemo.tracking import IoUTracker, ProbabilitySmoother
+from edgeemo.video_session import FrameEngine, VideoSession
 
 log = logging.getLogger(__name__)
 
 Annotator = Callable[[np.ndarray, FrameResult], np.ndarray]
 STAGES = ("decode", "detect", "infer", "output")
-
-
-class FrameEngine(Protocol):
-    """What a video run needs from :class:`edgeemo.pipeline.Pipeline`."""
-
-    @property
-    def classes(self) -> tuple[str, ...]: ...
-
-    def detect(self, frame: np.ndarray) -> list[Face]: ...
-
-    def classify_faces(
-        self,
-        frame: np.ndarray,
-        faces: Sequence[Face],
-        *,
-        index: int = 0,
-        timestamp: float | None = None,
-        source: str | None = None,
-        track_ids: Sequence[int | None] | None = None,
-    ) -> FrameResult: ...
 
 
 @dataclass(frozen=True)
@@ -336,11 +315,9 @@ class VideoRun:
         raises :class:`DecodeError` (after the empty outputs are closed).
         """
         opt = self.options
-        tracker = IoUTracker(opt.iou_threshold, opt.max_misses)
-        smoother = ProbabilitySmoother(opt.smoothing)
+        session = VideoSession(self.engine, opt.detect_every, opt.smoothing, opt.max_misses, opt.iou_threshold)
         src = self.info.source
         frames = faces = 0
-        track_ids: set[int] = set()
         interrupted = False
         t_start = time.perf_counter()
         out_thread = threading.Thread(target=self._output_loop, name="edgeemo-output", daemon=True)
@@ -352,31 +329,11 @@ class VideoRun:
                     break
                 if self._out_error is not None:
                     break
-                t0 = time.perf_counter()
-                if frames % opt.detect_every == 0:
-                    detected = self.engine.detect(frame.image)
-                    t1 = time.perf_counter()
-                    ids: list[int] = tracker.update(frame.index, [f.box for f in detected])
-                    smoother.forget(tracker.ended)
-                    current = list(detected)
-                else:
-                    t1 = t0
-                    coasted = tracker.coast(frame.index)
-                    ids = [c.track_id for c in coasted]
-                    current = [Face(c.box, 0.0) for c in coasted]
-                self._busy["detect"] += t1 - t0
-                raw = self.engine.classify_faces(
-                    frame.image,
-                    current,
-                    index=frame.index,
-                    timestamp=frame.timestamp,
-                    track_ids=ids,
-                )
-                result = _smoothed(raw, smoother)
-                self._busy["infer"] += time.perf_counter() - t1
+                result = session.process(frame.image, frame.timestamp, frame.index)
+                self._busy["detect"] += session.last_detect_s
+                self._busy["infer"] += session.last_infer_s
                 frames += 1
                 faces += len(result.faces)
-                track_ids.update(f.track_id for f in result.faces if f.track_id is not None)
                 self._put_output((frame, result))
                 if self.show is not None:
                     with self._latest_lock:
@@ -409,7 +366,7 @@ class VideoRun:
             source=src,
             frames=frames,
             faces=faces,
-            tracks=len(track_ids),
+            tracks=len(session.track_ids),
             decoded=stats.decoded,
             dropped=stats.dropped,
             corrupt=stats.corrupt,
@@ -481,13 +438,6 @@ class VideoRun:
                     self.notes.append(f"{circ} not written: the results carry no valence/arousal")
         if errors and self._out_error is None:
             self._out_error = errors[0]
-
-
-def _smoothed(result: FrameResult, smoother: ProbabilitySmoother) -> FrameResult:
-    if smoother.smoothing == 0.0 or not result.faces:
-        return result
-    faces = tuple(FaceResult(f.face, smoother(f.track_id, f.prediction), f.track_id) for f in result.faces)
-    return dataclasses.replace(result, faces=faces)
 
 
 def _plot_circumplex(tl: Timeline, path: Path) -> Path:

@@ -44,7 +44,7 @@ _CAMERA_FAILS = 30  # consecutive failed webcam reads (about a second) before it
 @dataclass(frozen=True, slots=True)
 class VideoFrame:
     """One decoded frame: ``index`` counts source frames from 0 (gaps are dropped frames), ``timestamp`` is
-    seconds from the first frame, ``image`` is BGR uint8 (H, W, 3)."""
+    seconds from the first frame (never decreasing), ``image`` is BGR uint8 (H, W, 3)."""
 
     index: int
     timestamp: float
@@ -315,6 +315,7 @@ class FrameReader:
         fps = self.info.fps or 30.0
         t_start = time.monotonic()
         first_ts: float | None = None
+        last_ts = 0.0
         index = 0
         reason = "end of file" if self.info.kind == "file" else "end of stream"
         try:
@@ -332,7 +333,9 @@ class FrameReader:
                     ts = index / fps
                 if first_ts is None:
                     first_ts = ts
-                frame = VideoFrame(index, max(0.0, ts - first_ts), image)
+                # broken files can carry out-of-order timestamps; downstream relies on time never going back
+                last_ts = max(last_ts, ts - first_ts)
+                frame = VideoFrame(index, last_ts, image)
                 index += 1
                 self.stats.decoded += 1
                 self._put(frame)
