@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from export.calibration import intermediate_outputs
+
 log = logging.getLogger(__name__)
 
 
@@ -77,24 +79,11 @@ def correct_biases(
 def _channel_means(
     model: onnx.ModelProto, calibration: np.ndarray, input_name: str, tensors: list[str]
 ) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    have = {o.name for o in probe.graph.output}
-    for t in tensors:
-        if t not in have:
-            probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(t))
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"])
     sums: dict[str, np.ndarray] = {}
     count = 0
-    for i in range(0, len(calibration), 64):
-        vals = sess.run(tensors, {input_name: calibration[i : i + 64]})
-        for t, v in zip(tensors, vals):
+    for batch in intermediate_outputs(model, calibration, input_name, tensors):
+        for t, v in batch.items():
             s = v.astype(np.float64).mean(axis=(2, 3)).sum(axis=0)
             sums[t] = sums[t] + s if t in sums else s
-        count += len(vals[0])
+        count += len(next(iter(batch.values())))
     return {t: s / count for t, s in sums.items()}

@@ -136,3 +136,26 @@ def make_reader(tensor: np.ndarray, input_name: str, batch_size: int = 16) -> Pr
         raise ExportError(f"calibration batch size must be >= 1, got {batch_size}")
     batches = [tensor[i : i + batch_size] for i in range(0, len(tensor), batch_size)]
     return PreprocessedReader(input_name, batches)
+
+
+def intermediate_outputs(
+    model: Any, calibration: np.ndarray, input_name: str, tensors: Sequence[str], batch: int = 64
+) -> Iterator[dict[str, np.ndarray]]:
+    """Values of ``model``'s intermediate ``tensors`` on ``calibration``, one dict per batch.
+
+    Graph optimisation is off so that every named tensor still exists in the session.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    have = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in tensors if t not in have)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    for i in range(0, len(calibration), batch):
+        values = sess.run(list(tensors), {input_name: calibration[i : i + batch]})
+        yield dict(zip(tensors, values))

@@ -21,6 +21,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from export.calibration import intermediate_outputs
+
 log = logging.getLogger(__name__)
 
 _MIN_RATIO = 1e-3  # never amplify a channel by more than 1000x (near-dead channels stay as they are)
@@ -96,22 +98,9 @@ def equalize(model: onnx.ModelProto, calibration: np.ndarray, input_name: str, s
 def _channel_ranges(
     model: onnx.ModelProto, calibration: np.ndarray, input_name: str, tensors: list[str]
 ) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    have = {o.name for o in probe.graph.output}
-    for t in tensors:
-        if t not in have:
-            probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(t))
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"])
     out: dict[str, np.ndarray] = {}
-    for i in range(0, len(calibration), 64):
-        vals = sess.run(tensors, {input_name: calibration[i : i + 64]})
-        for t, v in zip(tensors, vals):
+    for batch in intermediate_outputs(model, calibration, input_name, tensors):
+        for t, v in batch.items():
             m = np.abs(v).max(axis=(0, 2, 3))
             out[t] = np.maximum(out[t], m) if t in out else m
     return out

@@ -194,3 +194,21 @@ def test_uint8_input_two_head_model(tmp_path: Path, astronaut_bgr: np.ndarray) -
     )
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert "QuantizeLinear" in ops
+
+
+def test_study_options_equalisation_and_bias_correction_keep_answers(
+    half_calibrated, astronaut_bgr: np.ndarray, tmp_path: Path
+) -> None:
+    """The two off-by-default study options still give a loadable model that agrees with FP32 on held-out faces."""
+    import dataclasses
+
+    _, _, held_out = half_calibrated
+    options = dataclasses.replace(DEFAULT_OPTIONS, equalize=0.5, bias_correction=True)
+    out = tmp_path / "m.int8.onnx"
+    summary = quantize_int8(FP32, out, options=options)
+    assert summary["equalized_pairs"] > 0 and summary["options"]["bias_correction"] is True
+    face = astronaut_bgr[30:190, 150:290]
+    crops = [*held_out, face]
+    p32 = EmotionModel(FP32).run(crops).probabilities
+    p8 = EmotionModel(out).run(crops).probabilities
+    assert float((p32.argmax(1) == p8.argmax(1)).mean()) >= HELD_OUT_MIN_AGREEMENT
