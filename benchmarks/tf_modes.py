@@ -17,9 +17,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np
 
 from edgeemo.bench.plan import Skip
-from edgeemo.bench.runners import load_model, model_inputs, optimized_graph
-from edgeemo.bench.stats import block_calls, interleave, summarize, time_calls
-from edgeemo.session import SessionOptions, create_session
+from edgeemo.bench.runners import interleaved_batches, load_model, model_inputs
+from edgeemo.bench.stats import summarize, time_calls
+from edgeemo.session import SessionOptions
 
 MODES = ("predict", "eager", "function", "tflite", "tflite-file")
 MODE_LABELS = {
@@ -167,26 +167,10 @@ def compare_tf(params: Mapping[str, Any]) -> dict[str, Any]:
     km = load_keras(keras_files(model))
     tfl = TFLiteRunner(content=tflite_from_keras(km))
     fn = _callable("function", km, params, model)
-    graph = optimized_graph(model.path)
-    optimized = create_session(graph, SessionOptions(device="cpu")) if graph is not None else None
-    name = model.spec.input.name
-    inputs, source = model_inputs(model, list(params["batches"]))
-    per_batch = []
-    for b, x in inputs.items():
-        feed = {name: x}
+
+    def others(x: np.ndarray, feed: dict[str, np.ndarray]) -> dict[str, Any]:
         tfl.prepare(x)
-        contenders = {
-            "edgeemo session": lambda feed=feed: model.session.run(None, feed),
-            MODE_LABELS["tflite"]: lambda x=x: tfl(x),
-            MODE_LABELS["function"]: lambda x=x: fn(x),
-        }
-        if optimized is not None:
-            contenders["edgeemo session, optimized graph"] = lambda feed=feed: optimized.run(None, feed)
-        samples = interleave(
-            contenders,
-            rounds=int(params.get("rounds", 10)),
-            per_round=block_calls(int(params.get("per_round", 10)), b),
-            warmup=int(params.get("warmup", 5)),
-        )
-        per_batch.append({"batch": b, "contenders": {k: summarize(v, b).to_dict() for k, v in samples.items()}})
+        return {MODE_LABELS["tflite"]: lambda: tfl(x), MODE_LABELS["function"]: lambda: fn(x)}
+
+    per_batch, source = interleaved_batches(model, params, others)
     return {"model": params["model"], "reference": "edgeemo session", "input": source, "batches": per_batch}

@@ -125,11 +125,13 @@ def _plain_session(path: str) -> Any:
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 
-def compare_sessions(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Interleaved: edgeemo's default session against a plain ``onnxruntime.InferenceSession`` with its defaults,
-    and against edgeemo's session on the ``export.optimize`` graph where that changes the model."""
-    model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
-    plain = _plain_session(str(model.path))
+def interleaved_batches(
+    model: Any,
+    params: Mapping[str, Any],
+    others: Callable[[np.ndarray, dict[str, np.ndarray]], dict[str, Callable[[], Any]]],
+) -> tuple[list[dict[str, Any]], str]:
+    """Per batch size: edgeemo's session, the contenders ``others(x, feed)`` returns, and edgeemo's session on the
+    ``export.optimize`` graph where that changes the model, timed in alternating blocks."""
     graph = optimized_graph(model.path)
     optimized = create_session(graph, SessionOptions(device="cpu")) if graph is not None else None
     name = model.spec.input.name
@@ -137,10 +139,7 @@ def compare_sessions(params: Mapping[str, Any]) -> dict[str, Any]:
     per_batch = []
     for b, x in inputs.items():
         feed = {name: x}
-        contenders = {
-            "edgeemo session": lambda feed=feed: model.session.run(None, feed),
-            "onnxruntime defaults": lambda feed=feed: plain.run(None, feed),
-        }
+        contenders = {"edgeemo session": lambda feed=feed: model.session.run(None, feed), **others(x, feed)}
         if optimized is not None:
             contenders["edgeemo session, optimized graph"] = lambda feed=feed: optimized.run(None, feed)
         samples = interleave(
@@ -150,6 +149,17 @@ def compare_sessions(params: Mapping[str, Any]) -> dict[str, Any]:
             warmup=int(params.get("warmup", 5)),
         )
         per_batch.append({"batch": b, "contenders": {k: summarize(v, b).to_dict() for k, v in samples.items()}})
+    return per_batch, source
+
+
+def compare_sessions(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Interleaved: edgeemo's default session against a plain ``onnxruntime.InferenceSession`` with its defaults,
+    and against edgeemo's session on the ``export.optimize`` graph where that changes the model."""
+    model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
+    plain = _plain_session(str(model.path))
+    per_batch, source = interleaved_batches(
+        model, params, lambda x, feed: {"onnxruntime defaults": lambda: plain.run(None, feed)}
+    )
     return {
         "model": params["model"],
         "reference": "edgeemo session",
