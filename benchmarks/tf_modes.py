@@ -162,7 +162,7 @@ def classifier_tf(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def compare_tf(params: Mapping[str, Any]) -> dict[str, Any]:
     """Interleaved in one process: edgeemo's default session, TFLite FP32 (XNNPACK), TF tf.function, and edgeemo's
-    session on the ``export.optimize`` graph where that rewrite changes the model."""
+    session on the portable graph where the default loads an AVX-512 layout copy."""
     model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
     km = load_keras(keras_files(model))
     tfl = TFLiteRunner(content=tflite_from_keras(km))

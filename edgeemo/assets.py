@@ -1,6 +1,8 @@
 """Where shipped and user models live, and how a model name plus precision becomes a file.
 
-A model folder holds ``model.onnx`` (fp32), ``model.fp16.onnx``, ``model.int8.onnx`` and ``card.json``.
+A model folder holds ``model.onnx`` (fp32), ``model.fp16.onnx``, ``model.int8.onnx`` and ``card.json``, and
+may hold ``model.avx512.onnx``: the same fp32 model laid out for onnxruntime on AVX-512 CPUs
+(:mod:`export.channel_pad`), picked through :func:`edgeemo.session.choose_cpu_layout`.
 Shipped models are found in the installed package (``edgeemo/_models``) or, in a source checkout, in the
 repository's ``models/``. Extra folders of user models can be listed in ``EDGEEMO_MODEL_PATH`` (os.pathsep).
 """
@@ -15,6 +17,7 @@ from edgeemo.errors import ModelError
 
 DEFAULT_MODEL = "mini-xception"
 PRECISION_SUFFIX = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+LAYOUT_SUFFIX = {"avx512": "model.avx512.onnx"}  # fp32 only
 
 
 def shipped_models_dir() -> Path:
@@ -50,6 +53,10 @@ class ModelEntry:
     def variants(self) -> dict[str, Path]:
         return {p: self.folder / f for p, f in PRECISION_SUFFIX.items() if (self.folder / f).is_file()}
 
+    def layouts(self) -> dict[str, Path]:
+        """The fp32 model's CPU-layout copies (``avx512`` → file) present in the folder."""
+        return {k: self.folder / f for k, f in LAYOUT_SUFFIX.items() if (self.folder / f).is_file()}
+
 
 def list_models() -> list[ModelEntry]:
     """Every model folder (with at least ``model.onnx``) on the search path; earlier folders win."""
@@ -64,8 +71,12 @@ def list_models() -> list[ModelEntry]:
     return list(seen.values())
 
 
-def resolve_model(name_or_path: str | os.PathLike[str], precision: str = "fp32") -> Path:
-    """An ``.onnx`` path is used as is; a folder or model name picks the file of ``precision``."""
+def resolve_model(name_or_path: str | os.PathLike[str], precision: str = "fp32", layout: str | None = None) -> Path:
+    """An ``.onnx`` path is used as is; a folder or model name picks the file of ``precision``.
+
+    With ``layout`` (e.g. ``"avx512"``) an fp32 model's layout copy is taken when the folder has one; a folder
+    without it gives the portable file.
+    """
     if precision not in PRECISION_SUFFIX:
         raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_SUFFIX)}")
     p = Path(name_or_path)
@@ -82,6 +93,10 @@ def resolve_model(name_or_path: str | os.PathLike[str], precision: str = "fp32")
     if folder is None:
         names = ", ".join(e.name for e in list_models()) or "none"
         raise ModelError(f"unknown model {str(name_or_path)!r}; available: {names}")
+    if layout is not None and layout not in LAYOUT_SUFFIX:
+        raise ModelError(f"unknown model layout {layout!r}; choose one of {', '.join(LAYOUT_SUFFIX)}")
+    if layout and precision == "fp32" and (folder / LAYOUT_SUFFIX[layout]).is_file():
+        return folder / LAYOUT_SUFFIX[layout]
     f = folder / PRECISION_SUFFIX[precision]
     if not f.is_file():
         have = ", ".join(ModelEntry(folder.name, folder, False).variants()) or "none"

@@ -19,7 +19,7 @@ import numpy as np
 from edgeemo.assets import resolve_model
 from edgeemo.errors import InputError, ModelError
 from edgeemo.results import Prediction
-from edgeemo.session import SessionOptions, create_session
+from edgeemo.session import SessionOptions, choose_cpu_layout, create_session
 from edgeemo.spec import EMOTION_HEAD, METADATA_KEY, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,13 @@ class EmotionModel:
         precision: str = "fp32",
         session_options: SessionOptions | None = None,
     ) -> EmotionModel:
-        return cls(resolve_model(name_or_path, precision), session_options)
+        """Load a shipped/user model by name or folder (or an ``.onnx`` path as is).
+
+        For fp32 on an AVX-512 CPU the folder's ``model.avx512.onnx`` is taken when present
+        (:func:`edgeemo.session.choose_cpu_layout`); ``self.path`` says which file was loaded.
+        """
+        options = session_options or SessionOptions()
+        return cls(resolve_model(name_or_path, precision, choose_cpu_layout(options)), options)
 
     @property
     def classes(self) -> tuple[str, ...]:

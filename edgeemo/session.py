@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
+CPU_LAYOUTS: tuple[str, ...] = ("auto", "portable", "avx512")
 GRAPH_OPT_LEVELS: tuple[str, ...] = ("disable", "basic", "extended", "all")
 
 _PROVIDER = {
@@ -51,6 +52,10 @@ class SessionOptions:
     trt_int8: bool = False
     trt_cache_dir: str | None = None
     cuda_device_id: int = 0
+    # Which file of an fp32 model to load: "avx512" is the copy whose narrow layers are padded to onnxruntime's
+    # 16-channel AVX-512 block (export/channel_pad.py); "auto" takes it when the CPU provider runs the model on
+    # an AVX-512 CPU and the folder has it.
+    cpu_layout: str = "auto"
 
 
 def available_providers() -> list[str]:
@@ -105,6 +110,38 @@ def _provider_options(dev: str, options: SessionOptions) -> dict[str, Any]:
     if dev == "cuda":
         return {"device_id": options.cuda_device_id}
     return {}
+
+
+def cpu_has_avx512() -> bool:
+    """Whether this CPU has AVX-512F, the instruction set behind onnxruntime's 16-channel NCHWc block."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        except ImportError:
+            return False
+    return bool(features.get("AVX512F", False))
+
+
+def choose_cpu_layout(
+    options: SessionOptions, available: list[str] | None = None, avx512: bool | None = None
+) -> str | None:
+    """The model-file layout to load (``"avx512"``) or ``None`` for the portable file.
+
+    "auto" picks ``"avx512"`` only when the first provider is the CPU one and the CPU has AVX-512F; on a GPU
+    provider the portable graph is what TensorRT/CUDA should see. Pure given ``available`` and ``avx512``.
+    """
+    if options.cpu_layout not in CPU_LAYOUTS:
+        raise DeviceError(f"unknown CPU layout {options.cpu_layout!r}; choose one of {', '.join(CPU_LAYOUTS)}")
+    if options.cpu_layout == "portable":
+        return None
+    if options.cpu_layout == "avx512":
+        return "avx512"
+    first = resolve_providers(options, available)[0][0]
+    if first != _PROVIDER["cpu"]:
+        return None
+    return "avx512" if (cpu_has_avx512() if avx512 is None else avx512) else None
 
 
 def make_session_options(options: SessionOptions) -> Any:

@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if state == "FAIL":
                 unexpected.append(f"{r.folder.name} {v.precision}")
-            print(f"{r.folder.name} {v.precision}: parity {state}")
+            print(f"{r.folder.name} {v.precision} ({Path(v.path).name}): parity {state}")
     return 1 if unexpected else 0
 
 

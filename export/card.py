@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeemo.assets import PRECISION_SUFFIX
 from edgeemo.spec import ModelSpec
 from export.keras_io import sha256_file
 from export.parity import ParityReport
@@ -105,8 +106,10 @@ def render_readme(card: dict[str, Any]) -> str:
                 agree = "-" if h["agreement"] is None else f"{h['agreement']:.4f}"
                 acc = "-" if h["accuracy"] is None else f"{h['accuracy']:.4f}"
                 ok = "FAIL" if any(f.startswith(f"{h['head']}:") for f in v["failures"]) else "pass"
+                name = Path(v["path"]).name
+                label = v["precision"] + ("" if name in PRECISION_SUFFIX.values() else f" (`{name}`)")
                 lines.append(
-                    f"| {v['precision']} | {h['head']} | {h['max_abs_delta']:.3g} | "
+                    f"| {label} | {h['head']} | {h['max_abs_delta']:.3g} | "
                     f"{h['mean_abs_delta']:.3g} | {agree} | {acc} | {ok} |"
                 )
     if card["int8"] and card["int8"]["study"]:

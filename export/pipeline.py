@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeemo.assets import PRECISION_SUFFIX
+from edgeemo.assets import LAYOUT_SUFFIX, PRECISION_SUFFIX
 from edgeemo.errors import ExportError, InputError
 from edgeemo.spec import PRECISIONS, ModelSpec
 from export.card import CardFacts, write_card
@@ -52,10 +52,31 @@ def quantize(fp32_path: Path, out_path: Path, calibration: Path | None) -> dict[
     return quantize_int8(fp32_path, out_path, calibration_dir=calibration)
 
 
+def write_avx512_layout(fp32: Path, folder: Path) -> Path | None:
+    """Write ``model.avx512.onnx`` (:mod:`export.channel_pad`) when padding changes the graph; else remove a stale
+    one and return None."""
+    import onnx
+
+    from export.channel_pad import AVX512_BLOCK, PAD_KEY, pad_narrow_channels
+
+    out = folder / LAYOUT_SUFFIX["avx512"]
+    padded = pad_narrow_channels(onnx.load(str(fp32)), AVX512_BLOCK)
+    if not any(p.key == PAD_KEY for p in padded.metadata_props):
+        out.unlink(missing_ok=True)
+        return None
+    tmp = out.with_suffix(".tmp")
+    onnx.save(padded, str(tmp))
+    tmp.replace(out)
+    return out
+
+
 def _variants(
     fp32: Path, folder: Path, precisions: Sequence[str], calibration: Path | None
 ) -> tuple[dict[str, Path], dict[str, Any] | None]:
     files = {"fp32": fp32}
+    layout = write_avx512_layout(fp32, folder)
+    if layout is not None:
+        files["fp32-avx512"] = layout
     summary = None
     if "fp16" in precisions:
         files["fp16"] = convert_fp16(fp32, folder / PRECISION_SUFFIX["fp16"])

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgeemo.errors import DeviceError, ModelError
-from edgeemo.session import SessionOptions, create_session, resolve_providers
+from edgeemo.session import (
+    SessionOptions,
+    choose_cpu_layout,
+    cpu_has_avx512,
+    create_session,
+    resolve_providers,
+)
 
 CPU_ONLY = ["CPUExecutionProvider"]
 JETSON = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -75,3 +82,36 @@ def test_corrupt_model_file_is_a_model_error(tmp_path, content: bytes) -> None:
     p.write_bytes(content)
     with pytest.raises(ModelError, match=r"broken\.onnx"):
         create_session(p)
+
+
+@pytest.mark.parametrize(
+    ("layout", "available", "avx512", "want"),
+    [
+        ("auto", CPU_ONLY, True, "avx512"),
+        ("auto", CPU_ONLY, False, None),
+        ("auto", JETSON, True, None),  # TensorRT/CUDA get the portable graph
+        ("auto", CUDA_ONLY, True, None),
+        ("portable", CPU_ONLY, True, None),
+        ("avx512", CPU_ONLY, False, "avx512"),  # forced, e.g. to benchmark it
+    ],
+)
+def test_cpu_layout_choice(layout: str, available: list[str], avx512: bool, want: str | None) -> None:
+    options = SessionOptions(cpu_layout=layout)
+    assert choose_cpu_layout(options, available, avx512=avx512) == want
+
+
+def test_cpu_layout_on_cpu_device_ignores_gpus() -> None:
+    assert choose_cpu_layout(SessionOptions(device="cpu"), JETSON, avx512=True) == "avx512"
+
+
+def test_unknown_cpu_layout_is_an_error() -> None:
+    with pytest.raises(DeviceError, match="unknown CPU layout 'neon'"):
+        choose_cpu_layout(SessionOptions(cpu_layout="neon"), CPU_ONLY, avx512=True)
+
+
+def test_cpu_feature_probe_matches_proc_cpuinfo() -> None:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo on this system")
+    flags = next((ln.split(":", 1)[1].split() for ln in cpuinfo.read_text().splitlines() if ln.startswith("flags")), [])
+    assert cpu_has_avx512() == ("avx512f" in flags)

@@ -89,10 +89,16 @@ def lean_plan(
         )
         plan.append(
             Config(
-                f"classifier/{model}/ort-fp32-optimized-cpu",
+                f"classifier/{model}/ort-fp32-portable-cpu",
                 "classifier",
                 f"{LEAN}:classifier_ort",
-                {"model": model, "precision": "fp32", "optimize": True, "batches": list(batches), **b},
+                {
+                    "model": model,
+                    "precision": "fp32",
+                    "session": {"cpu_layout": "portable"},
+                    "batches": list(batches),
+                    **b,
+                },
             )
         )
         plan.append(

@@ -9,10 +9,9 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,45 +45,40 @@ def model_inputs(model: Any, batches: list[int]) -> tuple[dict[int, np.ndarray],
     return {b: model.preprocess(crops[:b]) for b in batches}, source
 
 
-def optimized_graph(path: str | Path) -> bytes | None:
-    """The model after ``export.optimize``'s rewrite (needs ``onnx``), or None when that changes nothing."""
-    try:
-        import onnx
+def portable_path(model: Any) -> Path:
+    """The portable fp32 file behind ``model`` (itself unless it was loaded as a CPU-layout copy)."""
+    from edgeemo.assets import LAYOUT_SUFFIX, PRECISION_SUFFIX
 
-        from export.optimize import fold_input_normalisation
-    except ImportError:
-        return None
-    proto = onnx.load(str(path))
-    if not fold_input_normalisation(proto):
-        return None
-    return proto.SerializeToString()
+    p = Path(model.path)
+    return p.with_name(PRECISION_SUFFIX["fp32"]) if p.name in LAYOUT_SUFFIX.values() else p
 
 
 def classifier_ort(params: Mapping[str, Any]) -> dict[str, Any]:
     """edgeemo's default session (or ``params["session"]`` overrides) on one model, precision and device.
 
-    With ``optimize``, the graph first goes through ``export.optimize`` (skipped where that changes nothing).
+    ``{"session": {"cpu_layout": "portable"}}`` measures the portable graph where the default would load the
+    model's AVX-512 layout copy (the before/after of :mod:`export.channel_pad`).
     """
     options = SessionOptions(device=params.get("device", "cpu"), strict_device=True, **params.get("session", {}))
     precision = params.get("precision", "fp32")
-    with tempfile.TemporaryDirectory() as tmp:
-        name: str = params["model"]
-        if params.get("optimize"):
-            from edgeemo.assets import resolve_model
+    if options.cpu_layout == "portable":
+        from edgeemo.assets import resolve_model
+        from edgeemo.session import choose_cpu_layout
 
-            try:
-                graph = optimized_graph(resolve_model(name, precision))
-            except ModelError as exc:
-                raise Skip(str(exc)) from exc
-            if graph is None:
-                raise Skip("export.optimize does not change this graph (or onnx is not installed)")
-            name = str(Path(tmp) / "model.onnx")
-            Path(name).write_bytes(graph)
-        return _classifier_ort(params, name, precision, options)
+        default = replace(options, cpu_layout="auto")
+        try:
+            same = resolve_model(params["model"], precision, choose_cpu_layout(default)) == resolve_model(
+                params["model"], precision
+            )
+        except EdgeemoError as exc:
+            raise Skip(str(exc)) from exc
+        if same:
+            raise Skip("the default session already loads the portable graph here (no AVX-512 layout copy in use)")
+    return _classifier_ort(params, params["model"], precision, options)
 
 
-def _mode_label(precision: str, providers: list[str], options: SessionOptions, optimized: bool) -> str:
-    label = f"ORT {precision.upper()}" + (" optimized graph" if optimized else "")
+def _mode_label(precision: str, providers: list[str], options: SessionOptions) -> str:
+    label = f"ORT {precision.upper()}" + (" portable graph" if options.cpu_layout == "portable" else "")
     if options.intra_op_threads is not None:
         label += f", {options.intra_op_threads} thread" + ("s" if options.intra_op_threads > 1 else "")
     if providers and providers[0] == "TensorrtExecutionProvider":
@@ -101,14 +95,16 @@ def _classifier_ort(params: Mapping[str, Any], name: str, precision: str, option
         raise Skip(str(exc)) from exc
     load_ms = (time.perf_counter() - t0) * 1e3
     spec = model.spec.input
-    macs = count_macs(model.path, spec.height, spec.width, spec.channels, spec.layout)
+    # counted on the portable graph: the padded channels of a layout copy are no useful work
+    macs = count_macs(portable_path(model), spec.height, spec.width, spec.channels, spec.layout)
     batches = list(params["batches"])
     inputs, source = model_inputs(model, batches)
     stats = [summarize(time_calls(lambda b=b: model.run_batch(inputs[b]), **_timing(params)), b) for b in batches]
     return {
         "model": params["model"],
         "engine": "onnxruntime",
-        "mode": _mode_label(precision, model.providers, options, bool(params.get("optimize"))),
+        "mode": _mode_label(precision, model.providers, options),
+        "file": model.path.name,
         "precision": precision,
         "providers": model.providers,
         "session_options": asdict(options),
@@ -131,17 +127,17 @@ def interleaved_batches(
     others: Callable[[np.ndarray, dict[str, np.ndarray]], dict[str, Callable[[], Any]]],
 ) -> tuple[list[dict[str, Any]], str]:
     """Per batch size: edgeemo's session, the contenders ``others(x, feed)`` returns, and edgeemo's session on the
-    ``export.optimize`` graph where that changes the model, timed in alternating blocks."""
-    graph = optimized_graph(model.path)
-    optimized = create_session(graph, SessionOptions(device="cpu")) if graph is not None else None
+    portable graph where ``model`` was loaded as a CPU-layout copy, timed in alternating blocks."""
+    portable = portable_path(model)
+    before = create_session(portable, SessionOptions(device="cpu")) if portable != Path(model.path) else None
     name = model.spec.input.name
     inputs, source = model_inputs(model, list(params["batches"]))
     per_batch = []
     for b, x in inputs.items():
         feed = {name: x}
         contenders = {"edgeemo session": lambda feed=feed: model.session.run(None, feed), **others(x, feed)}
-        if optimized is not None:
-            contenders["edgeemo session, optimized graph"] = lambda feed=feed: optimized.run(None, feed)
+        if before is not None:
+            contenders["edgeemo session, portable graph"] = lambda feed=feed: before.run(None, feed)
         samples = interleave(
             contenders,
             rounds=int(params.get("rounds", 10)),
@@ -154,7 +150,7 @@ def interleaved_batches(
 
 def compare_sessions(params: Mapping[str, Any]) -> dict[str, Any]:
     """Interleaved: edgeemo's default session against a plain ``onnxruntime.InferenceSession`` with its defaults,
-    and against edgeemo's session on the ``export.optimize`` graph where that changes the model."""
+    and against edgeemo's session on the portable graph where the default loads an AVX-512 layout copy."""
     model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
     plain = _plain_session(str(model.path))
     per_batch, source = interleaved_batches(
