@@ -17,7 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np
 
 from edgeemo.bench.plan import Skip
-from edgeemo.bench.runners import interleaved_batches, load_model, model_inputs
+from edgeemo.bench.runners import REFERENCE, interleaved_batches, load_model, model_inputs
 from edgeemo.bench.stats import summarize, time_calls
 from edgeemo.session import SessionOptions
 
@@ -161,8 +161,8 @@ def classifier_tf(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def compare_tf(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Interleaved in one process: edgeemo's default session, TFLite FP32 (XNNPACK), TF tf.function, and edgeemo's
-    session on the portable graph where the default loads an AVX-512 layout copy."""
+    """Interleaved in one process: edgeemo's default call, TFLite FP32 (XNNPACK), TF tf.function, and the portable
+    graph in one session call (see :func:`edgeemo.bench.runners.interleaved_batches`)."""
     model = load_model(params["model"], "fp32", SessionOptions(device="cpu"))
     km = load_keras(keras_files(model))
     tfl = TFLiteRunner(content=tflite_from_keras(km))
@@ -173,4 +173,4 @@ def compare_tf(params: Mapping[str, Any]) -> dict[str, Any]:
         return {MODE_LABELS["tflite"]: lambda: tfl(x), MODE_LABELS["function"]: lambda: fn(x)}
 
     per_batch, source = interleaved_batches(model, params, others)
-    return {"model": params["model"], "reference": "edgeemo session", "input": source, "batches": per_batch}
+    return {"model": params["model"], "reference": REFERENCE, "input": source, "batches": per_batch}

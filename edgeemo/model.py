@@ -19,7 +19,7 @@ import numpy as np
 from edgeemo.assets import resolve_model
 from edgeemo.errors import InputError, ModelError
 from edgeemo.results import Prediction
-from edgeemo.session import SessionOptions, choose_cpu_layout, create_session
+from edgeemo.session import SessionOptions, choose_cpu_layout, create_session, resolve_batch_slice
 from edgeemo.spec import EMOTION_HEAD, METADATA_KEY, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,9 @@ class EmotionModel:
     def __init__(self, path: str | os.PathLike[str], session_options: SessionOptions | None = None) -> None:
         self.path = Path(path)
         origin = str(self.path)
-        self.session = create_session(self.path, session_options)
+        options = session_options or SessionOptions()
+        self.session = create_session(self.path, options)
+        self.batch_slice = resolve_batch_slice(options)
         self.spec = read_spec(self.session, origin)
         check_graph(self.session, self.spec, origin)
         self._out_names = [h.onnx_name for h in self.spec.outputs]
@@ -143,10 +145,18 @@ class EmotionModel:
         return batch
 
     def run_batch(self, batch: np.ndarray) -> ModelOutput:
-        """Run a preprocessed batch (one session call) and split it by head."""
+        """Run a preprocessed batch and split it by head; batches above ``batch_slice`` run in slices."""
         if len(batch) == 0:
             return ModelOutput({h.name: np.zeros((0,)) for h in self.spec.outputs}, None)
-        outs = self.session.run(self._out_names, {self.spec.input.name: batch})
+        n = self.batch_slice
+        if n and len(batch) > n:
+            parts = [
+                self.session.run(self._out_names, {self.spec.input.name: batch[i : i + n]})
+                for i in range(0, len(batch), n)
+            ]
+            outs = [np.concatenate(o) for o in zip(*parts)]
+        else:
+            outs = self.session.run(self._out_names, {self.spec.input.name: batch})
         heads: dict[str, np.ndarray] = {}
         probs = None
         for head, arr in zip(self.spec.outputs, outs):

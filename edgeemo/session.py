@@ -56,6 +56,10 @@ class SessionOptions:
     # 16-channel AVX-512 block (export/channel_pad.py); "auto" takes it when the CPU provider runs the model on
     # an AVX-512 CPU and the folder has it.
     cpu_layout: str = "auto"
+    # Largest batch handed to one session call; bigger batches run in slices of this size. None: 8 on the CPU
+    # provider (a batch of 8 keeps a small CNN's activations in L2; batch 32 in one call ran 10-20% fewer
+    # faces/s on 2 AVX-512 cores), unlimited on CUDA/TensorRT. 0: never slice.
+    batch_slice: int | None = None
 
 
 def available_providers() -> list[str]:
@@ -142,6 +146,19 @@ def choose_cpu_layout(
     if first != _PROVIDER["cpu"]:
         return None
     return "avx512" if (cpu_has_avx512() if avx512 is None else avx512) else None
+
+
+CPU_BATCH_SLICE = 8
+
+
+def resolve_batch_slice(options: SessionOptions, available: list[str] | None = None) -> int:
+    """The largest batch for one session call (0: no limit). Pure given ``available``."""
+    if options.batch_slice is not None:
+        if options.batch_slice < 0:
+            raise DeviceError(f"batch_slice must be 0 (no limit) or positive, got {options.batch_slice}")
+        return int(options.batch_slice)
+    first = resolve_providers(options, available)[0][0]
+    return CPU_BATCH_SLICE if first == _PROVIDER["cpu"] else 0
 
 
 def make_session_options(options: SessionOptions) -> Any:

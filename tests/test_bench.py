@@ -87,7 +87,7 @@ def test_quick_run_writes_valid_results(quick_doc: dict) -> None:
         assert s["items_per_s"] > 0 and s["runs"] >= QUICK.min_runs
     assert fp32["data"]["macs_per_item"] and fp32["peak_rss_mib"] > fp32["baseline_rss_mib"] > 0
     cmp_ = by_id["compare/mini-xception/ort-sessions"]["data"]["batches"]
-    assert {"edgeemo session", "onnxruntime defaults"} <= set(cmp_[0]["contenders"])
+    assert {"edgeemo", "onnxruntime defaults"} <= set(cmp_[0]["contenders"])
     imp = by_id["import/edgeemo"]["data"]
     assert imp["import_ms_median"] > 0 and imp["rss_after_import_mib"] > 0
     for rid in ("detector/dlib-hog-upsample0", "pipeline/dlib-hog"):

@@ -141,7 +141,7 @@ def summary_table(doc: dict[str, Any]) -> list[str]:
                 c = blk["contenders"]
                 tfl = next((v for k, v in c.items() if k.startswith("TFLite")), None)
                 if tfl is not None:
-                    ab_tfl = f"{tfl['fast90_mean_ms'] / c['edgeemo session']['fast90_mean_ms']:.2f}"
+                    ab_tfl = f"{tfl['fast90_mean_ms'] / c[ab['data']['reference']]['fast90_mean_ms']:.2f}"
         best = None
         for r in rows:
             if r["data"]["model"] == model and r["data"]["engine"] == "onnxruntime":

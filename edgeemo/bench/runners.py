@@ -121,23 +121,31 @@ def _plain_session(path: str) -> Any:
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 
+REFERENCE = "edgeemo"
+BEFORE = "edgeemo, portable graph, one call per batch"
+
+
 def interleaved_batches(
     model: Any,
     params: Mapping[str, Any],
     others: Callable[[np.ndarray, dict[str, np.ndarray]], dict[str, Callable[[], Any]]],
 ) -> tuple[list[dict[str, Any]], str]:
-    """Per batch size: edgeemo's session, the contenders ``others(x, feed)`` returns, and edgeemo's session on the
-    portable graph where ``model`` was loaded as a CPU-layout copy, timed in alternating blocks."""
+    """Per batch size, timed in alternating blocks: edgeemo's default call (``model.run_batch``: the layout copy
+    where the CPU takes one, batches sliced per :func:`edgeemo.session.resolve_batch_slice`), the contenders
+    ``others(x, feed)`` returns, and the portable graph in one session call per batch (edgeemo before the layout
+    copy and the slicing), where that differs."""
     portable = portable_path(model)
-    before = create_session(portable, SessionOptions(device="cpu")) if portable != Path(model.path) else None
+    before = None
+    if portable != Path(model.path) or model.batch_slice:
+        before = create_session(portable, SessionOptions(device="cpu"))
     name = model.spec.input.name
     inputs, source = model_inputs(model, list(params["batches"]))
     per_batch = []
     for b, x in inputs.items():
         feed = {name: x}
-        contenders = {"edgeemo session": lambda feed=feed: model.session.run(None, feed), **others(x, feed)}
-        if before is not None:
-            contenders["edgeemo session, portable graph"] = lambda feed=feed: before.run(None, feed)
+        contenders = {REFERENCE: lambda x=x: model.run_batch(x), **others(x, feed)}
+        if before is not None and (portable != Path(model.path) or len(x) > model.batch_slice):
+            contenders[BEFORE] = lambda feed=feed: before.run(None, feed)
         samples = interleave(
             contenders,
             rounds=int(params.get("rounds", 10)),
@@ -158,7 +166,7 @@ def compare_sessions(params: Mapping[str, Any]) -> dict[str, Any]:
     )
     return {
         "model": params["model"],
-        "reference": "edgeemo session",
+        "reference": REFERENCE,
         "session_options": asdict(SessionOptions(device="cpu")),
         "input": source,
         "batches": per_batch,
