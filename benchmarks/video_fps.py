@@ -20,6 +20,7 @@ The machine's load average is recorded with every run: figures taken on a busy m
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -36,7 +37,7 @@ from edgeemo.cli.options import parse_detector_options
 from edgeemo.io.video import FrameReader, VideoWriter
 from edgeemo.pipeline import Pipeline
 from edgeemo.session import SessionOptions
-from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun
+from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun, detect_ahead_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "1zlab_face.mp4"
@@ -58,13 +59,15 @@ def scaled_clip(src: Path, dst: Path, width: int = 640, height: int = 480) -> in
     return w.frames
 
 
-def run_once(pipe: Pipeline, clip: Path, write: bool, detect_every: int, tmp: Path) -> dict[str, Any]:
+def run_once(
+    pipe: Pipeline, clip: Path, write: bool, detect_every: int, tmp: Path, ahead: int | None = None
+) -> dict[str, Any]:
     outputs = VideoOutputs(video=tmp / "annotated.mp4") if write else VideoOutputs()
     run = VideoRun(
         pipe,
         clip,
         outputs,
-        VideoOptions(detect_every=detect_every),
+        VideoOptions(detect_every=detect_every, detect_ahead=ahead),
         annotate=(lambda img, res: annotate(img, res, copy=False)) if write else None,
     )
     load = os.getloadavg()[0]
@@ -80,6 +83,7 @@ def run_once(pipe: Pipeline, clip: Path, write: bool, detect_every: int, tmp: Pa
         "cpu_ms_per_frame": round(cpu / max(1, s.frames) * 1e3, 3),
         "stage_fps": s.to_dict()["stage_fps"],
         "load_1min_before": round(load, 2),
+        "detect_ahead": detect_ahead_workers(run.options, pipe),
         "notes": list(s.notes),
     }
 
@@ -99,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="mini-xception")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (median reported)")
     ap.add_argument("--detect-every", type=int, action="append", help="also run with these --detect-every values")
+    ap.add_argument(
+        "--detect-ahead",
+        type=int,
+        action="append",
+        help="also run with these detection-thread counts (0: detect on the calling thread, one frame at a "
+        "time); the default count always runs",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "video_fps.json")
     args = ap.parse_args(argv)
     if not args.clip.is_file():
@@ -108,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or None
     session = SessionOptions(intra_op_threads=threads)
     every = sorted({1, *(args.detect_every or [])})
+    aheads: list[int | None] = [None, *dict.fromkeys(args.detect_ahead or [])]
     doc: dict[str, Any] = {
         "benchmark": "video_fps",
         "command": "python -m benchmarks.video_fps " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -130,29 +142,31 @@ def main(argv: list[str] | None = None) -> int:
                 det_opts.setdefault("session_options", session)
             kwargs = {"detector": name, "detector_options": det_opts, "session_options": session}
             with Pipeline(model=args.model, precision=args.precision, **kwargs) as pipe:
-                for n in every:
-                    for write in (False, True):
-                        run_once(pipe, clip, write, n, tmp)  # warm-up: sessions, caches, encoder
-                        runs = [run_once(pipe, clip, write, n, tmp) for _ in range(args.repeats)]
-                        fps = statistics.median(r["fps"] for r in runs)
-                        entry = {
-                            "detector": det,
-                            "detect_every": n,
-                            "write_video": write,
-                            "fps_median": round(fps, 1),
-                            "goal_fps": GOALS.get(name) if not write and n == 1 else None,
-                            "runs": runs,
-                        }
-                        doc["results"].append(entry)
-                        goal = entry["goal_fps"]
-                        verdict = "" if goal is None else (" (goal met)" if fps >= goal else f" (goal {goal:.0f})")
-                        print(
-                            f"{det:22s} detect_every={n} write={'yes' if write else 'no ':3s} "
-                            f"{fps:7.1f} FPS{verdict}  cpu {runs[0]['cpu_ms_per_frame']:.2f} ms/frame  "
-                            f"load {runs[0]['load_1min_before']}",
-                            file=sys.stderr,
-                            flush=True,
-                        )
+                for n, ahead, write in itertools.product(every, aheads, (False, True)):
+                    run_once(pipe, clip, write, n, tmp, ahead)  # warm-up: sessions, caches, encoder
+                    runs = [run_once(pipe, clip, write, n, tmp, ahead) for _ in range(args.repeats)]
+                    fps = statistics.median(r["fps"] for r in runs)
+                    entry = {
+                        "detector": det,
+                        "detect_every": n,
+                        "detect_ahead": runs[0]["detect_ahead"],
+                        "detect_ahead_default": ahead is None,
+                        "write_video": write,
+                        "fps_median": round(fps, 1),
+                        "goal_fps": GOALS.get(name) if not write and n == 1 and ahead is None else None,
+                        "runs": runs,
+                    }
+                    doc["results"].append(entry)
+                    goal = entry["goal_fps"]
+                    verdict = "" if goal is None else (" (goal met)" if fps >= goal else f" (goal {goal:.0f})")
+                    print(
+                        f"{det:22s} detect_every={n} ahead={runs[0]['detect_ahead']}"
+                        f"{'' if ahead is None else ' (set)'} write={'yes' if write else 'no ':3s} "
+                        f"{fps:7.1f} FPS{verdict}  cpu {runs[0]['cpu_ms_per_frame']:.2f} ms/frame  "
+                        f"load {runs[0]['load_1min_before']}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"results: {args.out}", file=sys.stderr)

@@ -144,6 +144,11 @@ class Pipeline:
 
     # -- the frame step ---------------------------------------------------------------------------------------
 
+    @property
+    def concurrent_detect(self) -> bool:
+        """Whether :meth:`detect` may run on several threads at once (the detector says it is thread-safe)."""
+        return bool(getattr(self.detector, "thread_safe", False))
+
     def detect(self, frame: np.ndarray) -> list[Face]:
         if self.detector is None:
             raise InputError("this pipeline has no detector (detector=None); use classify_crops()")

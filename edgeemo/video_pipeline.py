@@ -2,13 +2,16 @@
 
 * decode: :class:`~edgeemo.io.video.FrameReader` on its own thread (files: every frame, in order; live
   sources: stale frames dropped and counted);
-* detect/infer: the calling thread runs the detector (every ``detect_every`` frames; the tracker carries
-  boxes in between), tracks faces, classifies all faces of the frame in one session call and smooths
-  each track's probabilities;
+* detect: worker threads detect faces a few frames ahead (every ``detect_every`` frames; the tracker carries
+  boxes in between): several at once when the detector is thread-safe (BlazeFace), else one, which still
+  overlaps detection with the rest (:attr:`VideoOptions.detect_ahead`);
+* infer: the calling thread takes frames in order, tracks faces, classifies all faces of the frame in one
+  session call and smooths each track's probabilities;
 * output: one thread annotates frames and feeds the sinks (video writer, JSON lines, CSV, timeline).
 
 Decoding (PyAV/FFmpeg), inference (onnxruntime) and encoding (libx264) release the GIL, so the stages
-overlap. :meth:`VideoRun.stop` (wired to Ctrl-C/SIGTERM by the CLI) ends the run after the current frame;
+overlap. :meth:`VideoRun.stop` (wired to Ctrl-C/SIGTERM by the CLI) ends the run after the frames already
+being detected;
 every output written so far is then finalised: the mp4 is closed (playable), JSON lines/CSV are complete
 line by line, the timeline is written.
 """
@@ -22,7 +25,9 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +36,7 @@ import numpy as np
 
 from edgeemo.errors import DecodeError, EdgeemoError, InputError
 from edgeemo.io.video import FrameReader, SourceInfo, VideoFrame, VideoWriter
-from edgeemo.results import FrameResult
+from edgeemo.results import Face, FrameResult
 from edgeemo.timeline import Timeline
 from edgeemo.video_session import FrameEngine, VideoSession
 
@@ -51,12 +56,31 @@ class VideoOptions:
     iou_threshold: float = 0.3
     queue_size: int = 8
     live: bool | None = None  # None: live for webcams and streams, not for files
+    # Frames whose detection runs ahead on worker threads while the calling thread tracks, classifies and
+    # outputs earlier ones. None: one per CPU (at most 4) for a thread-safe detector, else 1 (detection still
+    # overlaps the rest). 0: detect on the calling thread, one frame at a time.
+    detect_ahead: int | None = None
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
             raise InputError(f"detect_every must be >= 1, got {self.detect_every}")
         if self.queue_size < 1:
             raise InputError(f"queue_size must be >= 1, got {self.queue_size}")
+        if self.detect_ahead is not None and self.detect_ahead < 0:
+            raise InputError(f"detect_ahead must be >= 0, got {self.detect_ahead}")
+
+
+def detect_ahead_workers(options: VideoOptions, engine: FrameEngine) -> int:
+    """How many detection threads a run uses (see :attr:`VideoOptions.detect_ahead`)."""
+    if options.detect_ahead is not None:
+        return options.detect_ahead
+    if not getattr(engine, "concurrent_detect", False):
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
 
 
 @dataclass(frozen=True)
@@ -317,36 +341,39 @@ class VideoRun:
         opt = self.options
         session = VideoSession(self.engine, opt.detect_every, opt.smoothing, opt.max_misses, opt.iou_threshold)
         src = self.info.source
-        frames = faces = 0
         interrupted = False
         t_start = time.perf_counter()
         out_thread = threading.Thread(target=self._output_loop, name="edgeemo-output", daemon=True)
         out_thread.start()
+        workers = detect_ahead_workers(opt, self.engine)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="edgeemo-detect") if workers else None
+        pending: deque[tuple[VideoFrame, Future[tuple[list[Face], float]] | None]] = deque()
+        done = [0, 0]  # frames, faces
+
+        def finish_oldest() -> None:
+            done[1] += self._finish(session, *pending.popleft())
+            done[0] += 1
+            if self.progress is not None:
+                self.progress(done[0], time.perf_counter() - t_start)
+
         try:
             self._open_sinks()
-            for frame in self.reader:
-                if self._stop.is_set():
+            for k, frame in enumerate(self.reader):
+                if self._stop.is_set() or self._out_error is not None:
                     break
-                if self._out_error is not None:
-                    break
-                result = session.process(frame.image, frame.timestamp, frame.index)
-                self._busy["detect"] += session.last_detect_s
-                self._busy["infer"] += session.last_infer_s
-                frames += 1
-                faces += len(result.faces)
-                self._put_output((frame, result))
-                if self.show is not None:
-                    with self._latest_lock:
-                        drawn, self._latest = self._latest, None
-                    if drawn is not None and not self.show(drawn):
-                        self.stop()
-                if self.progress is not None:
-                    self.progress(frames, time.perf_counter() - t_start)
+                ahead = pool.submit(self._timed_detect, frame.image) if pool and session.detects(k) else None
+                pending.append((frame, ahead))
+                while len(pending) > workers and self._out_error is None:
+                    finish_oldest()
+            while pending and self._out_error is None:  # frames already being detected are not dropped
+                finish_oldest()
         except KeyboardInterrupt:
             interrupted = True
             self.stop()
             raise
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             if self._stop.is_set():
                 interrupted = True
             self.reader.stop()
@@ -360,6 +387,7 @@ class VideoRun:
                 raise err
             raise EdgeemoError(f"writing outputs failed: {err}") from err
         seconds = time.perf_counter() - t_start
+        frames, faces = done
         stats = self.reader.stats
         self._busy["decode"] = stats.decode_seconds
         summary = VideoSummary(
@@ -382,6 +410,28 @@ class VideoRun:
         if frames == 0 and not interrupted:
             raise DecodeError(f"{src}: no video frames could be decoded ({stats.end_reason})")
         return summary
+
+    def _timed_detect(self, image: np.ndarray) -> tuple[list[Face], float]:
+        t0 = time.perf_counter()
+        found = self.engine.detect(image)
+        return found, time.perf_counter() - t0
+
+    def _finish(self, session: VideoSession, frame: VideoFrame, ahead: Future[tuple[list[Face], float]] | None) -> int:
+        """Track, classify and hand one frame to the outputs (in frame order); returns its face count."""
+        detected = None
+        if ahead is not None:
+            detected, seconds = ahead.result()
+            self._busy["detect"] += seconds
+        result = session.process(frame.image, frame.timestamp, frame.index, detected)
+        self._busy["detect"] += session.last_detect_s
+        self._busy["infer"] += session.last_infer_s
+        self._put_output((frame, result))
+        if self.show is not None:
+            with self._latest_lock:
+                drawn, self._latest = self._latest, None
+            if drawn is not None and not self.show(drawn):
+                self.stop()
+        return len(result.faces)
 
     def _put_output(self, item: tuple[VideoFrame, FrameResult]) -> None:
         while True:

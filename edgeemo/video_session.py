@@ -71,8 +71,24 @@ class VideoSession:
         self.last_infer_s = 0.0
         self._last_timestamp: float | None = None
 
-    def process(self, frame: np.ndarray, timestamp: float, index: int | None = None) -> FrameResult:
-        """Track and classify the faces of one frame; ``index`` defaults to the count of frames processed."""
+    def detects(self, k: int) -> bool:
+        """Whether the ``k``-th frame given to :meth:`process` (counting from 0) is a detection frame."""
+        return k % self.detect_every == 0
+
+    def process(
+        self,
+        frame: np.ndarray,
+        timestamp: float,
+        index: int | None = None,
+        detected: Sequence[Face] | None = None,
+    ) -> FrameResult:
+        """Track and classify the faces of one frame; ``index`` defaults to the count of frames processed.
+
+        ``detected``: this frame's detections, computed ahead by the caller (e.g. on other threads); only for
+        detection frames (:meth:`detects`), and then ``last_detect_s`` is 0 (the caller timed it).
+        """
+        if detected is not None and not self.detects(self.frames):
+            raise InputError(f"detections given for frame {self.frames}, which is not a detection frame")
         if self._last_timestamp is not None and timestamp < self._last_timestamp:
             raise InputError(
                 f"frame timestamps must not decrease: {timestamp:.4f} s after {self._last_timestamp:.4f} s"
@@ -80,8 +96,9 @@ class VideoSession:
         self._last_timestamp = timestamp
         index = self.frames if index is None else index
         t0 = time.perf_counter()
-        if self.frames % self.detect_every == 0:
-            detected = self.engine.detect(frame)
+        if self.detects(self.frames):
+            if detected is None:
+                detected = self.engine.detect(frame)
             t1 = time.perf_counter()
             ids: list[int] = self.tracker.update(index, [f.box for f in detected])
             self.smoother.forget(self.tracker.ended)

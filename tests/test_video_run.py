@@ -15,7 +15,7 @@ from edgeemo.errors import DecodeError, EdgeemoError, InputError
 from edgeemo.pipeline import Pipeline
 from edgeemo.results import Face, FrameResult
 from edgeemo.session import SessionOptions
-from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun
+from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun, detect_ahead_workers
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"
 SAMPLE_FRAMES = 150
@@ -245,3 +245,34 @@ def test_an_unwritable_output_is_a_clear_error(pipe: Pipeline, tmp_path: Path) -
     (tmp_path / "f.jsonl").mkdir()
     with pytest.raises(InputError, match=r"f\.jsonl: cannot write"):
         VideoRun(pipe, SAMPLE, VideoOutputs(jsonl=tmp_path / "f.jsonl")).run()
+
+
+@pytest.mark.parametrize("detect_every", [1, 2])
+def test_detecting_ahead_on_threads_gives_the_serial_results(pipe: Pipeline, tmp_path: Path, detect_every: int) -> None:
+    """Frames detected ahead on three threads come out in order with the very results of one-at-a-time runs."""
+    runs = {}
+    for ahead in (0, 3):
+        jsonl = tmp_path / f"ahead{ahead}.jsonl"
+        s = VideoRun(pipe, SAMPLE, VideoOutputs(jsonl=jsonl), VideoOptions(detect_every, detect_ahead=ahead)).run()
+        assert s.frames == SAMPLE_FRAMES and s.stage_seconds["detect"] > 0
+        runs[ahead] = [{k: v for k, v in d.items() if k != "timing"} for d in _jsonl(jsonl)]
+    assert runs[3] == runs[0]
+
+
+def test_detection_threads_follow_the_detector(pipe: Pipeline) -> None:
+    import os
+
+    assert pipe.concurrent_detect  # blazeface is thread-safe
+    assert detect_ahead_workers(VideoOptions(), pipe) == max(1, min(4, len(os.sched_getaffinity(0))))
+    assert detect_ahead_workers(VideoOptions(), _CountingEngine(pipe)) == 1  # unknown: one call at a time
+    assert detect_ahead_workers(VideoOptions(detect_ahead=0), pipe) == 0
+    with pytest.raises(InputError, match="detect_ahead"):
+        VideoOptions(detect_ahead=-1)
+
+
+def test_detections_for_a_coasting_frame_are_refused(pipe: Pipeline, astronaut_bgr: np.ndarray) -> None:
+    session = pipe.video_session(detect_every=2)
+    faces = pipe.detect(astronaut_bgr)
+    session.process(astronaut_bgr, 0.0, detected=faces)
+    with pytest.raises(InputError, match="not a detection frame"):
+        session.process(astronaut_bgr, 0.04, detected=faces)

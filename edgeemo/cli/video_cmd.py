@@ -163,6 +163,16 @@ def video_command(
             "--detect-every", min=1, help="Run the detector every N frames; track in between.", rich_help_panel=_VIDEO
         ),
     ] = 1,
+    detect_ahead: Annotated[
+        int | None,
+        typer.Option(
+            "--detect-ahead",
+            min=0,
+            help="Frames detected ahead on worker threads (default: one per CPU, at most 4, for a thread-safe "
+            "detector such as blazeface; 1 otherwise; 0: detect on the main thread).",
+            rich_help_panel=_VIDEO,
+        ),
+    ] = None,
     smoothing: Annotated[
         float,
         typer.Option(
@@ -226,7 +236,9 @@ def video_command(
     )  # fmt: skip
     if detector in SESSION_DETECTORS:
         kwargs["detector_options"].setdefault("session_options", kwargs["session_options"])
-    options = VideoOptions(detect_every=detect_every, smoothing=smoothing, max_misses=max_misses)
+    options = VideoOptions(
+        detect_every=detect_every, smoothing=smoothing, max_misses=max_misses, detect_ahead=detect_ahead
+    )
     console = Console(stderr=True)
     with Pipeline(**kwargs) as pipe:
         run = VideoRun(pipe, src, outputs, options, annotate=_draw, show=_window() if show else None)

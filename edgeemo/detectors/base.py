@@ -26,6 +26,9 @@ ENTRY_POINT_GROUP = "edgeemo.detectors"
 
 @runtime_checkable
 class Detector(Protocol):
+    """A face detector. One that sets ``thread_safe = True`` (a class attribute) may have ``detect`` called from
+    several threads at once; video runs then detect frames ahead on every core. Without it, calls are serial."""
+
     name: str
 
     def detect(self, frame: np.ndarray) -> list[Face]:

@@ -204,8 +204,6 @@ class BlazeFaceModel:
         meta = self._session.get_modelmeta().custom_metadata_map
         self.spec = BlazeFaceSpec.from_metadata(meta, str(self.path))
         self.anchors = ssd_anchors(self.spec)
-        s = self.spec.size
-        self._input = np.empty((1, s, s, 3), np.float32)
         # Affine normalisation as a 256-entry lookup table (pixel value → model value).
         self._lut = np.arange(256, dtype=np.float32) * self.spec.pixel_scale + self.spec.pixel_offset
 
@@ -238,9 +236,10 @@ class BlazeFaceModel:
         left, top = (s - w * scale) / 2, (s - h * scale) / 2
         warp = np.array([[scale, 0.0, left], [0.0, scale, top]])
         square = cv2.warpAffine(frame, warp, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        self._input[0] = self._lut[square[:, :, None] if square.ndim == 2 else square[:, :, ::-1]]
+        rgb = np.repeat(square[:, :, None], 3, axis=2) if square.ndim == 2 else square[:, :, ::-1]
+        x = self._lut[rgb]  # a new array per call: concurrent calls share no buffer
         boxes, scores = self._session.run(
-            [self.spec.boxes_output, self.spec.scores_output], {self.spec.input_name: self._input}
+            [self.spec.boxes_output, self.spec.scores_output], {self.spec.input_name: x[None]}
         )
         return boxes[0], scores[0], (left, top, scale * fx, scale * fy)
 
@@ -299,6 +298,9 @@ class BlazeFaceDetector:
     """
 
     name = "blazeface"
+    # detect() keeps no per-call state and onnxruntime sessions take concurrent runs: video runs detect frames
+    # ahead on several threads (edgeemo.video_pipeline).
+    thread_safe = True
 
     def __init__(
         self,
