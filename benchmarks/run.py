@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-detectors", action="store_true", help="leave out detectors and the pipeline")
     ap.add_argument("--out", type=Path, help="result JSON (default: results/<mode>.json)")
     ap.add_argument("--table", type=Path, help="markdown table (default for a full run: results/RESULTS.md)")
-    ap.add_argument("--peak-gflops", type=float, help="the CPU's peak FP32 GFLOP/s, to report % of peak")
+    ap.add_argument("--peak-gflops", type=float, help="the CPU's peak FP32 GFLOP/s, to report %% of peak")
     args = ap.parse_args(argv)
     mode = "quick" if args.quick else "full"
     plan, budget, sys_path = build_plan(

@@ -187,3 +187,15 @@ def test_spinning_can_be_turned_off_in_the_one_session_place() -> None:
     default = make_session_options(SessionOptions())
     with pytest.raises(RuntimeError):  # left to onnxruntime's default (spinning on)
         default.get_session_config_entry("session.intra_op.allow_spinning")
+
+
+SCRIPTS = ["benchmarks.run", "benchmarks.video_fps", "benchmarks.ort_study", "benchmarks.soak", "export.build_models"]
+
+
+@pytest.mark.parametrize("module", SCRIPTS)
+def test_benchmark_scripts_explain_themselves(module: str) -> None:
+    """``--help`` works (argparse formats every help string, so a stray % breaks it)."""
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", module, "--help"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "usage:" in r.stdout
