@@ -17,8 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np
 
 from edgeemo.bench.plan import Skip
-from edgeemo.bench.runners import REFERENCE, interleaved_batches, load_model, model_inputs
-from edgeemo.bench.stats import summarize, time_calls
+from edgeemo.bench.runners import REFERENCE, interleaved_batches, load_model, model_inputs, time_batches
 from edgeemo.session import SessionOptions
 
 MODES = ("predict", "eager", "function", "tflite", "tflite-file")
@@ -141,12 +140,9 @@ def classifier_tf(params: Mapping[str, Any]) -> dict[str, Any]:
     run = _callable(mode, km, params, model)
     batches = list(params["batches"])
     inputs, source = model_inputs(model, batches)
-    timing = {k: params[k] for k in ("warmup", "min_runs", "max_runs", "budget_s") if k in params}
-    stats = []
-    for b in batches:
-        if mode == "predict":  # ~40 ms a call: cap the count so the full run stays inside its budget
-            timing = {**timing, "max_runs": min(int(timing.get("max_runs", 50)), 50)}
-        stats.append(summarize(time_calls(lambda b=b: run(inputs[b]), **timing), b).to_dict())
+    if mode == "predict":  # ~40 ms a call: cap the count so the full run stays inside its budget
+        params = {**params, "max_runs": min(int(params.get("max_runs", 50)), 50)}
+    stats = time_batches(params, {b: (lambda b=b: run(inputs[b])) for b in batches})
     tf = _tf()
     return {
         "model": params["model"],

@@ -24,12 +24,13 @@ class Budget:
     budget_s: float = 1.5
     rounds: int = 10  # interleaved comparisons: alternating blocks per contender
     per_round: int = 10
+    passes: int = 3  # isolated classifier rows: passes over the batch sizes, best pass kept
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-QUICK = Budget(warmup=2, min_runs=3, max_runs=50, budget_s=0.05, rounds=2, per_round=3)
+QUICK = Budget(warmup=2, min_runs=3, max_runs=50, budget_s=0.05, rounds=2, per_round=3, passes=1)
 FULL = Budget()
 
 

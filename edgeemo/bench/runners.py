@@ -20,13 +20,19 @@ import numpy as np
 from edgeemo.bench.flops import count_macs
 from edgeemo.bench.frames import DETECTOR_SIZES, PIPELINE_SIZES, face_crops, frames_at
 from edgeemo.bench.plan import Skip
-from edgeemo.bench.stats import block_calls, interleave, summarize, time_calls
+from edgeemo.bench.stats import block_calls, interleave, summarize, time_batches_in_passes, time_calls
 from edgeemo.errors import EdgeemoError, ModelError
 from edgeemo.session import SessionOptions, create_session
 
 
 def _timing(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: params[k] for k in ("warmup", "min_runs", "max_runs", "budget_s") if k in params}
+
+
+def time_batches(params: Mapping[str, Any], fns: Mapping[int, Callable[[], object]]) -> list[dict[str, Any]]:
+    """Each batch size's stats, timed in ``params["passes"]`` passes (best pass kept), as dicts."""
+    stats = time_batches_in_passes(fns, passes=int(params.get("passes", 1)), **_timing(params))
+    return [stats[b].to_dict() for b in fns]
 
 
 def load_model(name: str, precision: str = "fp32", options: SessionOptions | None = None) -> Any:
@@ -99,7 +105,7 @@ def _classifier_ort(params: Mapping[str, Any], name: str, precision: str, option
     macs = count_macs(portable_path(model), spec.height, spec.width, spec.channels, spec.layout)
     batches = list(params["batches"])
     inputs, source = model_inputs(model, batches)
-    stats = [summarize(time_calls(lambda b=b: model.run_batch(inputs[b]), **_timing(params)), b) for b in batches]
+    stats = time_batches(params, {b: (lambda b=b: model.run_batch(inputs[b])) for b in batches})
     return {
         "model": params["model"],
         "engine": "onnxruntime",
@@ -111,7 +117,7 @@ def _classifier_ort(params: Mapping[str, Any], name: str, precision: str, option
         "load_ms": round(load_ms, 1),
         "macs_per_item": macs,
         "input": source,
-        "stats": [s.to_dict() for s in stats],
+        "stats": stats,
     }
 
 
