@@ -83,7 +83,7 @@ def run_once(
         "cpu_ms_per_frame": round(cpu / max(1, s.frames) * 1e3, 3),
         "stage_fps": s.to_dict()["stage_fps"],
         "load_1min_before": round(load, 2),
-        "detect_ahead": detect_ahead_workers(run.options, pipe),
+        "detect_ahead": detect_ahead_workers(run.options, pipe, encoding=write),
         "notes": list(s.notes),
     }
 

@@ -263,7 +263,9 @@ def test_detection_threads_follow_the_detector(pipe: Pipeline) -> None:
     import os
 
     assert pipe.concurrent_detect  # blazeface is thread-safe
-    assert detect_ahead_workers(VideoOptions(), pipe) == max(1, min(4, len(os.sched_getaffinity(0))))
+    cpus = len(os.sched_getaffinity(0))
+    assert detect_ahead_workers(VideoOptions(), pipe) == max(1, min(4, cpus))
+    assert detect_ahead_workers(VideoOptions(), pipe, encoding=True) == max(1, min(4, cpus - 1))
     assert detect_ahead_workers(VideoOptions(), _CountingEngine(pipe)) == 1  # unknown: one call at a time
     assert detect_ahead_workers(VideoOptions(detect_ahead=0), pipe) == 0
     with pytest.raises(InputError, match="detect_ahead"):

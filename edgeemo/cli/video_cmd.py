@@ -168,8 +168,9 @@ def video_command(
         typer.Option(
             "--detect-ahead",
             min=0,
-            help="Frames detected ahead on worker threads (default: one per CPU, at most 4, for a thread-safe "
-            "detector such as blazeface; 1 otherwise; 0: detect on the main thread).",
+            help="Frames detected ahead on worker threads (default: one per CPU, at most 4, one fewer when a "
+            "video is written, for a thread-safe detector such as blazeface; 1 otherwise; 0: detect on the main "
+            "thread).",
             rich_help_panel=_VIDEO,
         ),
     ] = None,
