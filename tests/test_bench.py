@@ -38,10 +38,11 @@ def test_statistics_sort_the_samples_first() -> None:
 
 def test_interleave_alternates_and_counts() -> None:
     calls: list[str] = []
-    out = interleave({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=2, per_round=2, warmup=1)
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    out = interleave(fns, rounds=2, per_round=2, warmup=1, gap_s=0.0, rewarm=1)
     assert {k: len(v) for k, v in out.items()} == {"a": 4, "b": 4}
-    # warm-up a, b; round 0: a a b b; round 1 reversed: b b a a
-    assert calls == ["a", "b", "a", "a", "b", "b", "b", "b", "a", "a"]
+    # warm-up a, b; round 0: (a) a a (b) b b; round 1 reversed: (b) b b (a) a a; (x): untimed re-warm call
+    assert "".join(calls) == "ab" + "aaa" + "bbb" + "bbb" + "aaa"
 
 
 def test_isolated_run_reports_errors_and_skips() -> None:

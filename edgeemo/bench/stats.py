@@ -132,10 +132,17 @@ def interleave(
     rounds: int = 10,
     per_round: int = 10,
     warmup: int = 5,
+    gap_s: float = 0.02,
+    rewarm: int | None = None,
 ) -> dict[str, list[float]]:
     """Durations (s) of each callable, timed in ``rounds`` alternating blocks of ``per_round`` calls.
 
-    The order of the contenders is reversed every other round so that neither always runs first.
+    The order of the contenders is reversed every other round so that neither always runs first. Before each
+    block the process sleeps ``gap_s`` and makes ``rewarm`` untimed calls (default: as many as it times):
+    thread pools spin for a while after their last call, so without the pause the previous contender's threads
+    would steal the cores from the next one, and a runtime whose threads were idle is slow for its first calls
+    (TFLite's more than onnxruntime's: blocks of 10 batch-1 calls without either measure timed TFLite at 0.57 ms
+    against 0.25-0.32 ms with them, on a machine where it runs 0.20 ms in a long loop).
     """
     names = list(fns)
     for name in names:
@@ -147,6 +154,9 @@ def interleave(
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
             fn = fns[name]
+            time.sleep(gap_s)
+            for _ in range(per_round if rewarm is None else rewarm):
+                fn()
             for _ in range(per_round):
                 t0 = clock()
                 fn()
