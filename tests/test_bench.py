@@ -224,3 +224,22 @@ def test_passes_keep_each_batch_sizes_best_pass() -> None:
         assert s.batch == b and len(s.pass_fast90_ms) == 3
         assert s.pass_fast90_ms[0] >= 20 > 15 > s.fast90_mean_ms
         assert s.fast90_mean_ms == pytest.approx(min(s.pass_fast90_ms), abs=1e-3)
+
+
+def test_core_probe_is_recorded_and_contended_rows_are_marked(quick_doc: dict) -> None:
+    import copy
+
+    from edgeemo.bench.probe import Prober, contended
+
+    p = Prober(calls=3).probe()
+    assert p.one_thread_ms > 0 and p.all_threads_ms > 0 and p.speedup > 0
+    assert all(r["core_probe"]["cores"] >= 1 for r in quick_doc["results"])
+    doc = copy.deepcopy(quick_doc)
+    for r in doc["results"]:
+        r["core_probe"] = {**r["core_probe"], "cores": 2, "speedup": 1.9}
+    fp32 = next(r for r in doc["results"] if r["id"] == "classifier/mini-xception/ort-fp32-cpu")
+    fp32["core_probe"]["speedup"] = 0.9  # as measured while a neighbour held one of the two cores
+    assert contended(fp32) and sum(contended(r) for r in doc["results"]) == 1
+    md = markdown(doc)
+    assert f"1 of {len(doc['results'])} configurations ran on contended cores" in md
+    assert "| ORT FP32 [CPU] † | 1 |" in md and "| ORT INT8 [CPU] | 1 |" in md

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from edgeemo.bench.probe import CONTENDED_BELOW, contended
+
 TF_ENGINES = ("tensorflow",)
 
 
@@ -59,6 +61,16 @@ def machine_lines(doc: dict[str, Any]) -> list[str]:
             "processes shared the CPU, so absolute figures are pessimistic and noisy (multi-threaded sessions suffer "
             "most); the interleaved ratios are the trustworthy part of this run."
         )
+    probes = [r["core_probe"] for r in doc["results"] if r.get("core_probe")]
+    if probes:
+        speedups = sorted(p["speedup"] for p in probes)
+        n_bad = sum(1 for r in doc["results"] if contended(r))
+        lines.append(
+            f"- Core probe before each configuration (mini-Xception batch 8, {probes[0]['cores']} threads vs 1): "
+            f"speed-up median {speedups[len(speedups) // 2]:.2f}×, range {speedups[0]:.2f}–{speedups[-1]:.2f}×; "
+            f"{n_bad} of {len(probes)} configurations ran on contended cores (under {CONTENDED_BELOW:g}×) and are "
+            "marked † (their absolute figures understate the machine)."
+        )
     if m.get("device_model"):
         lines.insert(1, f"- Device: {m.get('device_model')}")
     return lines
@@ -91,6 +103,7 @@ def classifier_tables(doc: dict[str, Any]) -> list[str]:
         for r in mine:
             d = r["data"]
             label = d["mode"] + (f" [{d['providers'][0].replace('ExecutionProvider', '')}]" if "providers" in d else "")
+            label += " †" if contended(r) else ""
             for b, s in sorted(_stats_by_batch(r).items()):
                 ref = best_tf.get(b)
                 row = [
@@ -120,6 +133,11 @@ def _fast(doc: dict[str, Any], rid: str, batch: int) -> float | None:
     return None
 
 
+def _mark(doc: dict[str, Any], rid: str) -> str:
+    """ " †" when the result ``rid`` was measured on contended cores."""
+    return next((" †" for r in doc["results"] if r["id"] == rid and contended(r)), "")
+
+
 def _ratio(reference: float | None, value: float | None) -> str:
     return f"{reference / value:.0f}×" if reference and value else "–"
 
@@ -147,18 +165,18 @@ def summary_table(doc: dict[str, Any]) -> list[str]:
             if r["data"]["model"] == model and r["data"]["engine"] == "onnxruntime":
                 s = _stats_by_batch(r).get(32)
                 if s and (best is None or s["items_per_s"] > best[0]):
-                    best = (s["items_per_s"], r["data"]["mode"], r["data"].get("macs_per_item"))
+                    best = (s["items_per_s"], r["data"]["mode"] + _mark(doc, r["id"]), r["data"].get("macs_per_item"))
         peak_cell = "–"
         if best and best[2] and peak:
             peak_cell = f"{100 * 2 * best[2] * best[0] / 1e9 / peak:.0f}%"
         table.append(
             [
                 model,
-                _fmt(ort1),
+                _fmt(ort1) + _mark(doc, base + "ort-fp32-cpu"),
                 _ratio(fn1, ort1),
                 _ratio(pr1, ort1),
-                _fmt(tfl1),
-                ab_tfl,
+                _fmt(tfl1) + _mark(doc, base + "tf-tflite"),
+                ab_tfl + _mark(doc, f"compare/{model}/ort-vs-tf"),
                 f"{_fmt(best[0])} ({best[1]})" if best else "–",
                 peak_cell,
             ]
@@ -181,7 +199,8 @@ def compare_tables(doc: dict[str, Any]) -> list[str]:
     for r in _ok(doc, "compare"):
         d = r["data"]
         ref = d["reference"]
-        out += [f"### Interleaved `{d['model']}`: {r['id'].split('/')[-1]} (× = how much faster {ref} is)", ""]
+        mark = " †" if contended(r) else ""
+        out += [f"### Interleaved `{d['model']}`: {r['id'].split('/')[-1]}{mark} (× = how much faster {ref} is)", ""]
         names = list(d["batches"][0]["contenders"]) if d["batches"] else []
         header = ["batch", *[f"{n} ms" for n in names], *[f"× vs {n}" for n in names if n != ref]]
         rows = []
@@ -221,7 +240,7 @@ def detector_table(doc: dict[str, Any], kind: str = "detector") -> list[str]:
                 f"{_fmt(s['stats']['p50_ms'])} ({1e3 / s['stats']['p50_ms']:.1f})" if s else "–"  # p50 per frame
             )
         faces = "/".join(str(max(s["faces_per_frame"] or [0])) for s in d["sizes"])
-        name = d["detector"] + (f" ({opts})" if opts else "")
+        name = d["detector"] + (f" ({opts})" if opts else "") + (" †" if contended(r) else "")
         row = [name, *cells, faces, _fmt(r.get("peak_rss_mib"), 0)]
         if stage_names:
             st = d["sizes"][0].get("stages_p50_ms", {})

@@ -281,10 +281,20 @@ def pipeline(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"detector": params["detector"], "model": params["model"], "frames": source, "sizes": sizes}
 
 
-_IMPORT_PROBE = (
-    "import time, resource; t = time.perf_counter(); import edgeemo; d = time.perf_counter() - t; "
-    "print(d, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-)
+# Resident memory from VmRSS (kB) where /proc exists: ru_maxrss would carry over the parent's peak through
+# fork+exec (it is the fallback elsewhere).
+_IMPORT_PROBE = """
+import time
+t = time.perf_counter()
+import edgeemo
+d = time.perf_counter() - t
+try:
+    rss = int(next(ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmRSS:")))
+except OSError:
+    import resource, sys
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1)
+print(d, rss)
+"""
 
 
 def import_time(params: Mapping[str, Any]) -> dict[str, Any]:

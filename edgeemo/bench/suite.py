@@ -5,7 +5,11 @@ Result document (schema 1)::
     {"schema": 1, "tool": "edgeemo-bench", "created_utc": "...", "mode": "quick" | "full",
      "command": [...], "budget": {...}, "machine": {...machine_facts()},
      "results": [{"id", "kind", "runner", "params", "status": "ok" | "skipped" | "error",
-                  "data" | "reason" | "error", "wall_s", "peak_rss_mib", "baseline_rss_mib"}]}
+                  "data" | "reason" | "error", "wall_s", "peak_rss_mib", "baseline_rss_mib",
+                  "core_probe"?: {cores, one_thread_ms, all_threads_ms, speedup}}]}
+
+``core_probe`` (:mod:`edgeemo.bench.probe`) is taken just before each configuration: whether all cores were
+really available to it.
 """
 
 from __future__ import annotations
@@ -70,9 +74,13 @@ def run_plan(
         "machine": machine_facts(),
         "results": [],
     }
+    prober = _prober()
     t0 = time.perf_counter()
     for k, config in enumerate(plan):
+        probe = prober.probe().to_dict() if prober is not None else None
         result = run_isolated(config, sys_path=sys_path)
+        if probe is not None:
+            result["core_probe"] = probe
         doc["results"].append(result)
         if result["status"] == "error":
             log.warning("%s: %s", config.id, result.get("error"))
@@ -82,6 +90,19 @@ def run_plan(
     with contextlib.suppress(OSError, AttributeError):  # no load average on this platform
         doc["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return doc
+
+
+def _prober() -> Any:
+    """The core-availability probe, or None where it cannot run (no onnxruntime or no shipped model)."""
+    from edgeemo.errors import EdgeemoError
+
+    try:
+        from edgeemo.bench.probe import Prober
+
+        return Prober()
+    except (ImportError, EdgeemoError) as exc:
+        log.warning("no core probe: %s", exc)
+        return None
 
 
 def write_results(doc: dict[str, Any], path: str | Path) -> Path:

@@ -18,6 +18,18 @@ MARKER = "EDGEEMO-BENCH-RESULT "
 
 
 def peak_rss_mib() -> float | None:
+    """This process's own peak resident memory.
+
+    On Linux from ``VmHWM`` in /proc/self/status: ``ru_maxrss`` survives fork+exec, so a child would report at
+    least its parent's peak (the harness process holds onnxruntime sessions of its own).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # Windows
