@@ -171,3 +171,14 @@ def test_shared_weights_are_left_alone() -> None:
     p2, i3 = _conv("p2", "b", rng.normal(size=(16, 8, 1, 1)), "yb")
     add = helper.make_node("Add", ["ya", "yb"], ["y"])
     _unchanged(_model([c1, c2, p1, p2, add], i1 + i2 + i3))
+
+
+def test_models_command_lists_the_layout_copies() -> None:
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "from edgeemo.cli import main; main()", "models", "--json"]
+    rows = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout)
+    mx = {r["precision"]: Path(r["path"]).name for r in rows if r["name"] == "mini-xception"}
+    assert mx["fp32"] == "model.onnx" and mx["fp32 (avx512 layout)"] == "model.avx512.onnx"

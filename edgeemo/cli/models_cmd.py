@@ -24,7 +24,8 @@ def models_command(
     rows = []
     for entry in list_models():
         spec = read_spec(create_session(entry.variants()["fp32"]), str(entry.folder))
-        for precision, path in entry.variants().items():
+        files = [*entry.variants().items(), *((f"fp32 ({k} layout)", p) for k, p in entry.layouts().items())]
+        for precision, path in files:
             rows.append(
                 {
                     "name": entry.name,
