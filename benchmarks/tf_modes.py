@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeemo.bench.plan import Skip
 from edgeemo.bench.runners import REFERENCE, interleaved_batches, load_model, model_inputs, time_batches
-from edgeemo.session import SessionOptions
+from edgeemo.session import SessionOptions, usable_cores
 
 MODES = ("predict", "eager", "function", "tflite", "tflite-file")
 MODE_LABELS = {
@@ -30,19 +30,12 @@ MODE_LABELS = {
 }
 
 
-def _threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _tf() -> Any:
     try:
         import tensorflow as tf
     except ImportError as exc:
         raise Skip("TensorFlow is not installed: pip install 'edgeemo[export]'") from exc
-    n = _threads()
+    n = usable_cores()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(n)
         tf.config.threading.set_inter_op_parallelism_threads(n)
@@ -95,7 +88,7 @@ class TFLiteRunner:
 
     def __init__(self, content: bytes | None = None, path: str | None = None) -> None:
         tf = _tf()
-        self.interp = tf.lite.Interpreter(model_content=content, model_path=path, num_threads=_threads())
+        self.interp = tf.lite.Interpreter(model_content=content, model_path=path, num_threads=usable_cores())
         self.inp = self.interp.get_input_details()[0]
         self.outs = [d["index"] for d in self.interp.get_output_details()]
         self.batch = -1
@@ -149,7 +142,7 @@ def classifier_tf(params: Mapping[str, Any]) -> dict[str, Any]:
         "engine": "tflite" if mode.startswith("tflite") else "tensorflow",
         "mode": MODE_LABELS[mode].format(file=params.get("file", "")),
         "precision": "fp32" if mode != "tflite-file" else "file",
-        "threads": _threads(),
+        "threads": usable_cores(),
         "tensorflow": tf.__version__,
         "input": source,
         "stats": stats,

@@ -116,6 +116,14 @@ def _provider_options(dev: str, options: SessionOptions) -> dict[str, Any]:
     return {}
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else the CPU count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def cpu_has_avx512() -> bool:
     """Whether this CPU has AVX-512F, the instruction set behind onnxruntime's 16-channel NCHWc block."""
     try:

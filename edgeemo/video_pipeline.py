@@ -37,6 +37,7 @@ import numpy as np
 from edgeemo.errors import DecodeError, EdgeemoError, InputError
 from edgeemo.io.video import FrameReader, SourceInfo, VideoFrame, VideoWriter
 from edgeemo.results import Face, FrameResult
+from edgeemo.session import usable_cores
 from edgeemo.timeline import Timeline
 from edgeemo.video_session import FrameEngine, VideoSession
 
@@ -81,10 +82,7 @@ def detect_ahead_workers(options: VideoOptions, engine: FrameEngine, encoding: b
         return options.detect_ahead
     if not getattr(engine, "concurrent_detect", False):
         return 1
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
+    cpus = usable_cores()
     return max(1, min(4, cpus - 1 if encoding else cpus))
 
 

@@ -9,6 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from edgeemo.session import usable_cores
+
 CPU_FLAGS_OF_INTEREST = (
     "sse4_2",
     "avx",
@@ -94,10 +96,7 @@ def machine_facts() -> dict[str, Any]:
     import onnxruntime as ort
 
     model, flags, physical = _cpuinfo()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        usable = os.cpu_count() or 0
+    usable = usable_cores()
     mem_gib = None
     with contextlib.suppress(ValueError, OSError, AttributeError):
         mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)

@@ -13,12 +13,13 @@ spinning off the ratio is ~1.3 even on free cores, so it would not tell the two 
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from edgeemo.session import usable_cores
 
 CONTENDED_BELOW = 1.5  # all-core speed-up under which a row is marked as measured on contended cores
 
@@ -37,13 +38,6 @@ class CoreProbe:
         return {**asdict(self), "speedup": round(self.speedup, 2)}
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 class Prober:
     """Two sessions made once; :meth:`probe` takes ~0.1 s."""
 
@@ -52,7 +46,7 @@ class Prober:
 
         from edgeemo.assets import resolve_model
 
-        self.cores = _usable_cores()
+        self.cores = usable_cores()
         self.calls = calls
         path = str(resolve_model("mini-xception"))
 
