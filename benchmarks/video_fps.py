@@ -14,7 +14,10 @@ the median of the runs' overall FPS (frames / wall seconds from the first decode
 finalised). "write" runs also annotate every frame and encode it (H.264 through PyAV where available).
 
 Goals (issue 4), without writing, 2 cores: >= 150 FPS with blazeface + FP32, >= 35 FPS with dlib-hog.
-The machine's load average is recorded with every run: figures taken on a busy machine are not comparable.
+The machine's load average and the harness's core probe (:mod:`edgeemo.bench.probe`: were all cores really
+free?) are recorded before every run; a run whose probe read under the contended threshold is marked † in the
+printed lines and ``contended`` in the JSON, and the entry's ``fps_median_free_cores`` is the median over the
+other runs only (None when every run was contended).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 from edgeemo.annotate import annotate
 from edgeemo.bench.frames import resize_cover
 from edgeemo.bench.machine import machine_facts
+from edgeemo.bench.probe import CONTENDED_BELOW, Prober
 from edgeemo.cli.options import parse_detector_options
 from edgeemo.io.video import FrameReader, VideoWriter
 from edgeemo.pipeline import Pipeline
@@ -60,8 +64,15 @@ def scaled_clip(src: Path, dst: Path, width: int = 640, height: int = 480) -> in
 
 
 def run_once(
-    pipe: Pipeline, clip: Path, write: bool, detect_every: int, tmp: Path, ahead: int | None = None
+    pipe: Pipeline,
+    clip: Path,
+    write: bool,
+    detect_every: int,
+    tmp: Path,
+    ahead: int | None = None,
+    prober: Prober | None = None,
 ) -> dict[str, Any]:
+    probe = prober.probe() if prober is not None else None
     outputs = VideoOutputs(video=tmp / "annotated.mp4") if write else VideoOutputs()
     run = VideoRun(
         pipe,
@@ -83,6 +94,8 @@ def run_once(
         "cpu_ms_per_frame": round(cpu / max(1, s.frames) * 1e3, 3),
         "stage_fps": s.to_dict()["stage_fps"],
         "load_1min_before": round(load, 2),
+        "core_probe": None if probe is None else probe.to_dict(),
+        "contended": probe is not None and probe.cores > 1 and probe.speedup < CONTENDED_BELOW,
         "detect_ahead": detect_ahead_workers(run.options, pipe, encoding=write),
         "notes": list(s.notes),
     }
@@ -132,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "goals_fps_without_writing": GOALS,
         "results": [],
     }
+    prober = Prober()
     with tempfile.TemporaryDirectory(prefix="edgeemo-video-fps-") as tmpdir:
         tmp = Path(tmpdir)
         clip = tmp / "clip640x480.mp4"
@@ -144,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             with Pipeline(model=args.model, precision=args.precision, **kwargs) as pipe:
                 for n, ahead, write in itertools.product(every, aheads, (False, True)):
                     run_once(pipe, clip, write, n, tmp, ahead)  # warm-up: sessions, caches, encoder
-                    runs = [run_once(pipe, clip, write, n, tmp, ahead) for _ in range(args.repeats)]
+                    runs = [run_once(pipe, clip, write, n, tmp, ahead, prober) for _ in range(args.repeats)]
                     fps = statistics.median(r["fps"] for r in runs)
+                    free = [r["fps"] for r in runs if not r["contended"]]
                     entry = {
                         "detector": det,
                         "detect_every": n,
@@ -153,17 +168,21 @@ def main(argv: list[str] | None = None) -> int:
                         "detect_ahead_default": ahead is None,
                         "write_video": write,
                         "fps_median": round(fps, 1),
+                        "fps_median_free_cores": round(statistics.median(free), 1) if free else None,
                         "goal_fps": GOALS.get(name) if not write and n == 1 and ahead is None else None,
                         "runs": runs,
                     }
                     doc["results"].append(entry)
                     goal = entry["goal_fps"]
                     verdict = "" if goal is None else (" (goal met)" if fps >= goal else f" (goal {goal:.0f})")
+                    probes = " ".join(
+                        f"{r['core_probe']['speedup']:.2f}" + ("†" if r["contended"] else "") for r in runs
+                    )
                     print(
                         f"{det:22s} detect_every={n} ahead={runs[0]['detect_ahead']}"
                         f"{'' if ahead is None else ' (set)'} write={'yes' if write else 'no ':3s} "
                         f"{fps:7.1f} FPS{verdict}  cpu {runs[0]['cpu_ms_per_frame']:.2f} ms/frame  "
-                        f"load {runs[0]['load_1min_before']}",
+                        f"load {runs[0]['load_1min_before']}  core probe {probes}",
                         file=sys.stderr,
                         flush=True,
                     )

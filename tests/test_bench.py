@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -243,3 +244,24 @@ def test_core_probe_is_recorded_and_contended_rows_are_marked(quick_doc: dict) -
     md = markdown(doc)
     assert f"1 of {len(doc['results'])} configurations ran on contended cores" in md
     assert "| ORT FP32 [CPU] † | 1 |" in md and "| ORT INT8 [CPU] | 1 |" in md
+
+
+def test_video_fps_records_a_core_probe_with_every_run(tmp_path: Path) -> None:
+    """The video benchmark runs on the shipped clip and says, per run, whether all cores were free."""
+    from benchmarks import video_fps
+
+    clip = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"
+    out = tmp_path / "video_fps.json"
+    args = ["--clip", str(clip), "--detector", "blazeface:model=short", "--repeats", "2", "--out", str(out)]
+    assert video_fps.main(args) == 0
+    doc = json.loads(out.read_text())
+    assert [(e["write_video"], len(e["runs"])) for e in doc["results"]] == [(False, 2), (True, 2)]
+    for entry in doc["results"]:
+        assert entry["fps_median"] > 0
+        for run in entry["runs"]:
+            probe = run["core_probe"]
+            assert probe["one_thread_ms"] > 0 and probe["all_threads_ms"] > 0
+            assert run["contended"] == (probe["cores"] > 1 and probe["speedup"] < 1.5)
+            assert run["frames"] == doc["clip"]["frames"] and run["tracks"] >= 1
+        free = [r["fps"] for r in entry["runs"] if not r["contended"]]
+        assert entry["fps_median_free_cores"] == (round(statistics.median(free), 1) if free else None)

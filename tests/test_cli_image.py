@@ -127,3 +127,40 @@ def test_margin_and_runtime_options_reach_the_pipeline(inputs: dict[str, Path], 
     assert tight["faces"][0]["box"] == loose["faces"][0]["box"]
     r = runner.invoke(app, [*args, "--detector-option", "no-equals-sign"])
     assert r.exit_code != 0 and "KEY=VALUE" in str(r.exception)
+
+
+@pytest.mark.parametrize(
+    ("flags", "file", "slice_"),
+    [
+        ([], None, 8),
+        (["--cpu-layout", "portable"], "model.onnx", 8),
+        (["--batch-slice", "3"], None, 3),
+        (["--batch-slice", "0"], None, 0),
+    ],
+)
+def test_cpu_layout_and_batch_slice_reach_the_model(
+    inputs: dict[str, Path],
+    detector: str,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    file: str | None,
+    slice_: int,
+) -> None:
+    """--cpu-layout picks the file the CPU session loads, --batch-slice the largest batch per session call."""
+    import edgeemo.cli.image_cmd as image_cmd
+    from edgeemo.session import SessionOptions, choose_cpu_layout
+
+    seen = []
+
+    class Recording(image_cmd.Pipeline):  # type: ignore[misc, name-defined]
+        def __init__(self, **kwargs: object) -> None:
+            super().__init__(**kwargs)
+            seen.append(self.model)
+
+    monkeypatch.setattr(image_cmd, "Pipeline", Recording)
+    r = runner.invoke(app, ["image", str(inputs["face.jpg"]), "--json", "-d", detector, "--device", "cpu", *flags])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["faces"][0]["label"] == "happy"
+    default = "model.avx512.onnx" if choose_cpu_layout(SessionOptions(device="cpu")) == "avx512" else "model.onnx"
+    assert seen[0].path.name == (file or default)
+    assert seen[0].batch_slice == slice_

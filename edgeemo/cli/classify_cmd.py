@@ -26,6 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from edgeemo.cli.app import app
 from edgeemo.cli.options import (
     DEFAULTS,
+    BatchSliceOpt,
+    CpuLayoutOpt,
     DetectorOpt,
     DetectorOptionOpt,
     DeviceOpt,
@@ -170,6 +172,8 @@ def classify_command(
     strict_device: StrictDeviceOpt = False,
     threads: ThreadsOpt = None,
     graph_opt: GraphOptOpt = DEFAULTS["graph_opt"],
+    cpu_layout: CpuLayoutOpt = DEFAULTS["cpu_layout"],
+    batch_slice: BatchSliceOpt = None,
     trt_cache: TrtCacheOpt = None,
     detector: DetectorOpt = DEFAULTS["detector"],
     detector_option: DetectorOptionOpt = None,
@@ -192,7 +196,8 @@ def classify_command(
         threads = 1
     kwargs = pipeline_kwargs(
         model=model, precision=precision, device=device, strict_device=strict_device, threads=threads,
-        graph_opt=graph_opt, trt_cache=trt_cache, detector=detector if detect else None,
+        graph_opt=graph_opt, trt_cache=trt_cache, cpu_layout=cpu_layout,
+        batch_slice=batch_slice, detector=detector if detect else None,
         detector_option=detector_option, margin=margin, margin_ratio=margin_ratio, va=None, derive_va=False,
     )  # fmt: skip
     with Pipeline(**kwargs) as pipe:

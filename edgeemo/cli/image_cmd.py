@@ -13,6 +13,8 @@ from edgeemo.annotate import annotate
 from edgeemo.cli.app import app
 from edgeemo.cli.options import (
     DEFAULTS,
+    BatchSliceOpt,
+    CpuLayoutOpt,
     DeriveVaOpt,
     DetectorOpt,
     DetectorOptionOpt,
@@ -100,6 +102,8 @@ def image_command(
     strict_device: StrictDeviceOpt = False,
     threads: ThreadsOpt = None,
     graph_opt: GraphOptOpt = DEFAULTS["graph_opt"],
+    cpu_layout: CpuLayoutOpt = DEFAULTS["cpu_layout"],
+    batch_slice: BatchSliceOpt = None,
     trt_cache: TrtCacheOpt = None,
     va: VaOpt = None,
     derive_va: DeriveVaOpt = True,
@@ -129,7 +133,8 @@ def image_command(
             raise InputError(f"--out {out} is the folder of input {clash[0]}; choose another folder")
     kwargs = pipeline_kwargs(
         model=model, precision=precision, device=device, strict_device=strict_device, threads=threads,
-        graph_opt=graph_opt, trt_cache=trt_cache, detector=detector, detector_option=detector_option,
+        graph_opt=graph_opt, trt_cache=trt_cache, cpu_layout=cpu_layout,
+        batch_slice=batch_slice, detector=detector, detector_option=detector_option,
         margin=margin, margin_ratio=margin_ratio, va=va, derive_va=derive_va,
     )  # fmt: skip
     failed = len(problems)

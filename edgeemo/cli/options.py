@@ -59,6 +59,25 @@ GraphOptOpt = Annotated[
     Literal["disable", "basic", "extended", "all"],
     typer.Option("--graph-opt", help="onnxruntime graph optimisation level.", rich_help_panel=_RUNTIME),
 ]
+CpuLayoutOpt = Annotated[
+    Literal["auto", "portable", "avx512"],
+    typer.Option(
+        "--cpu-layout",
+        help="Which FP32 file the CPU runs: auto takes the AVX-512 layout copy (narrow layers padded to "
+        "onnxruntime's 16-channel block) on AVX-512 CPUs; portable always loads model.onnx.",
+        rich_help_panel=_RUNTIME,
+    ),
+]
+BatchSliceOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-slice",
+        min=0,
+        help="Largest batch per session call; more faces run in slices (default: 8 on the CPU, no limit on "
+        "CUDA/TensorRT; 0: never slice).",
+        rich_help_panel=_RUNTIME,
+    ),
+]
 TrtCacheOpt = Annotated[
     Path | None,
     typer.Option(
@@ -127,6 +146,7 @@ DEFAULTS: dict[str, Any] = {
     "precision": "fp32",
     "device": "auto",
     "graph_opt": "all",
+    "cpu_layout": "auto",
     "detector": DEFAULT_DETECTOR,
     "margin": float(DEFAULT_MARGIN),
     "max_pixels": DEFAULT_MAX_PIXELS,
@@ -140,6 +160,8 @@ def session_options(
     graph_opt: str = "all",
     trt_cache: Path | None = None,
     precision: str = "fp32",
+    cpu_layout: str = "auto",
+    batch_slice: int | None = None,
 ) -> SessionOptions:
     """CLI runtime options → :class:`SessionOptions` (TensorRT INT8 follows ``--precision int8``)."""
     return SessionOptions(
@@ -149,6 +171,8 @@ def session_options(
         graph_optimization=graph_opt,
         trt_int8=precision == "int8",
         trt_cache_dir=None if trt_cache is None else str(trt_cache),
+        cpu_layout=cpu_layout,
+        batch_slice=batch_slice,
     )
 
 
@@ -176,6 +200,8 @@ def pipeline_kwargs(
     threads: int | None,
     graph_opt: str,
     trt_cache: Path | None,
+    cpu_layout: str,
+    batch_slice: int | None,
     detector: str | None,
     detector_option: list[str] | None,
     margin: float,
@@ -189,7 +215,9 @@ def pipeline_kwargs(
         "precision": precision,
         "detector": detector,
         "detector_options": parse_detector_options(detector_option) if detector is not None else None,
-        "session_options": session_options(device, strict_device, threads, graph_opt, trt_cache, precision),
+        "session_options": session_options(
+            device, strict_device, threads, graph_opt, trt_cache, precision, cpu_layout, batch_slice
+        ),
         "margin": margin,
         "margin_ratio": margin_ratio,
         "va_models": tuple(va or ()),

@@ -22,6 +22,8 @@ from edgeemo.annotate import annotate
 from edgeemo.cli.app import app
 from edgeemo.cli.options import (
     DEFAULTS,
+    BatchSliceOpt,
+    CpuLayoutOpt,
     DeriveVaOpt,
     DetectorOpt,
     DetectorOptionOpt,
@@ -204,6 +206,8 @@ def video_command(
         ),
     ] = None,
     graph_opt: GraphOptOpt = DEFAULTS["graph_opt"],
+    cpu_layout: CpuLayoutOpt = DEFAULTS["cpu_layout"],
+    batch_slice: BatchSliceOpt = None,
     trt_cache: TrtCacheOpt = None,
     va: VaOpt = None,
     derive_va: DeriveVaOpt = True,
@@ -232,7 +236,8 @@ def video_command(
     threads = VIDEO_THREADS if threads is None else threads
     kwargs = pipeline_kwargs(
         model=model, precision=precision, device=device, strict_device=strict_device, threads=threads,
-        graph_opt=graph_opt, trt_cache=trt_cache, detector=detector, detector_option=detector_option,
+        graph_opt=graph_opt, trt_cache=trt_cache, cpu_layout=cpu_layout,
+        batch_slice=batch_slice, detector=detector, detector_option=detector_option,
         margin=margin, margin_ratio=margin_ratio, va=va, derive_va=derive_va,
     )  # fmt: skip
     if detector in SESSION_DETECTORS:
