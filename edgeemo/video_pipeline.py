@@ -3,8 +3,8 @@
 * decode: :class:`~edgeemo.io.video.FrameReader` on its own thread (files: every frame, in order; live
   sources: stale frames dropped and counted);
 * detect: worker threads detect faces a few frames ahead (every ``detect_every`` frames; the tracker carries
-  boxes in between): several at once when the detector is thread-safe (BlazeFace), else one, which still
-  overlaps detection with the rest (:attr:`VideoOptions.detect_ahead`);
+  boxes in between): several at once when the detector is thread-safe (BlazeFace, dlib HOG), else one,
+  which still overlaps detection with the rest (:attr:`VideoOptions.detect_ahead`);
 * infer: the calling thread takes frames in order, tracks faces, classifies all faces of the frame in one
   session call and smooths each track's probabilities;
 * output: one thread annotates frames and feeds the sinks (video writer, JSON lines, CSV, timeline).

@@ -89,3 +89,33 @@ HOG_COUNTS = {
 def test_counts_on_the_shared_photos(hog, shared_photos):
     found = {p.name: len(hog.detect(cv2.imread(str(p)))) for p in sorted(shared_photos.glob("*.jpg"))}
     assert found == HOG_COUNTS
+
+
+def test_concurrent_detection_matches_serial(hog, astronaut_bgr):
+    """Declared thread-safe (video runs detect ahead on every core): each thread gets its own dlib detector, and
+    threads give the serial answers on real frames."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert hog.thread_safe
+    frames = [astronaut_bgr, astronaut_bgr[::-1].copy(), cv2.resize(astronaut_bgr, (900, 700)), astronaut_bgr[:300]]
+    frames = frames * 4
+    serial = [hog.detect(f) for f in frames]
+    assert any(serial) and any(not s for s in serial)  # faces found, and one frame (upside down) without
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(hog.detect, frames))
+    assert parallel == serial
+
+
+def test_closed_detector_refuses_every_thread(astronaut_bgr):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgeemo.errors import EdgeemoError
+
+    det = create_detector("dlib-hog")
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(det.detect, astronaut_bgr).result()  # a worker thread's own detector
+        det.close()
+        with pytest.raises(EdgeemoError, match="closed"):
+            pool.submit(det.detect, astronaut_bgr).result()
+    with pytest.raises(EdgeemoError, match="closed"):
+        det.detect(astronaut_bgr)

@@ -278,3 +278,17 @@ def test_detections_for_a_coasting_frame_are_refused(pipe: Pipeline, astronaut_b
     session.process(astronaut_bgr, 0.0, detected=faces)
     with pytest.raises(InputError, match="not a detection frame"):
         session.process(astronaut_bgr, 0.04, detected=faces)
+
+
+def test_dlib_hog_detects_ahead_on_threads_with_the_serial_results(tmp_path: Path) -> None:
+    """dlib HOG is thread-safe (a dlib detector per thread), so video runs give it every core; same results."""
+    pytest.importorskip("dlib")
+    with Pipeline(detector="dlib-hog") as hog_pipe:
+        assert hog_pipe.concurrent_detect
+        runs = {}
+        for ahead in (0, 3):
+            jsonl = tmp_path / f"hog{ahead}.jsonl"
+            VideoRun(hog_pipe, SAMPLE, VideoOutputs(jsonl=jsonl), VideoOptions(detect_ahead=ahead)).run()
+            runs[ahead] = [{k: v for k, v in d.items() if k != "timing"} for d in _jsonl(jsonl)]
+    assert len(runs[0]) == SAMPLE_FRAMES and sum(len(d["faces"]) for d in runs[0]) > SAMPLE_FRAMES // 2
+    assert runs[3] == runs[0]

@@ -171,7 +171,7 @@ def video_command(
             "--detect-ahead",
             min=0,
             help="Frames detected ahead on worker threads (default: one per CPU, at most 4, one fewer when a "
-            "video is written, for a thread-safe detector such as blazeface; 1 otherwise; 0: detect on the main "
+            "video is written, for a thread-safe detector (blazeface, dlib-hog); 1 otherwise; 0: detect on the main "
             "thread).",
             rich_help_panel=_VIDEO,
         ),
