@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -48,3 +51,22 @@ def astronaut_bgr() -> np.ndarray:
     """scikit-image's astronaut (public domain, ships in the wheel): one real face, BGR uint8."""
     data = pytest.importorskip("skimage.data")
     return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+@pytest.fixture(scope="session")
+def assert_thread_safe(astronaut_bgr: np.ndarray) -> Callable[[Any, int], None]:
+    """Check a detector that declares itself thread-safe: 4 threads give its serial answers on real frames
+    (faces found, and none in the upside-down frame)."""
+    import cv2
+
+    frames = [astronaut_bgr, astronaut_bgr[::-1].copy(), cv2.resize(astronaut_bgr, (900, 700)), astronaut_bgr[:300]]
+
+    def check(detector: Any, copies: int) -> None:
+        assert detector.thread_safe
+        batch = frames * copies
+        serial = [detector.detect(f) for f in batch]
+        assert any(serial) and any(not s for s in serial)
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(detector.detect, batch)) == serial
+
+    return check

@@ -91,19 +91,10 @@ def test_counts_on_the_shared_photos(hog, shared_photos):
     assert found == HOG_COUNTS
 
 
-def test_concurrent_detection_matches_serial(hog, astronaut_bgr):
+def test_concurrent_detection_matches_serial(hog, assert_thread_safe):
     """Declared thread-safe (video runs detect ahead on every core): each thread gets its own dlib detector, and
     threads give the serial answers on real frames."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    assert hog.thread_safe
-    frames = [astronaut_bgr, astronaut_bgr[::-1].copy(), cv2.resize(astronaut_bgr, (900, 700)), astronaut_bgr[:300]]
-    frames = frames * 4
-    serial = [hog.detect(f) for f in frames]
-    assert any(serial) and any(not s for s in serial)  # faces found, and one frame (upside down) without
-    with ThreadPoolExecutor(4) as pool:
-        parallel = list(pool.map(hog.detect, frames))
-    assert parallel == serial
+    assert_thread_safe(hog, 4)
 
 
 def test_closed_detector_refuses_every_thread(astronaut_bgr):
