@@ -265,3 +265,9 @@ def test_video_fps_records_a_core_probe_with_every_run(tmp_path: Path) -> None:
             assert run["frames"] == doc["clip"]["frames"] and run["tracks"] >= 1
         free = [r["fps"] for r in entry["runs"] if not r["contended"]]
         assert entry["fps_median_free_cores"] == (round(statistics.median(free), 1) if free else None)
+
+
+def test_summary_ratios_keep_a_decimal_below_100() -> None:
+    from edgeemo.bench.report import _ratio
+
+    assert [_ratio(2.38, 0.314), _ratio(69.1, 0.314), _ratio(None, 1.0)] == ["7.6×", "220×", "–"]
