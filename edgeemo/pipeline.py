@@ -149,6 +149,11 @@ class Pipeline:
         """Whether :meth:`detect` may run on several threads at once (the detector says it is thread-safe)."""
         return bool(getattr(self.detector, "thread_safe", False))
 
+    @property
+    def heavy_detect(self) -> bool:
+        """Whether the detector says it takes tens of ms of CPU a frame (see :class:`~edgeemo.detectors.Detector`)."""
+        return bool(getattr(self.detector, "cpu_heavy", False))
+
     def detect(self, frame: np.ndarray) -> list[Face]:
         if self.detector is None:
             raise InputError("this pipeline has no detector (detector=None); use classify_crops()")

@@ -58,8 +58,9 @@ class VideoOptions:
     queue_size: int = 8
     live: bool | None = None  # None: live for webcams and streams, not for files
     # Frames whose detection runs ahead on worker threads while the calling thread tracks, classifies and
-    # outputs earlier ones. None: one per CPU (at most 4; one CPU fewer when a video is encoded) for a
-    # thread-safe detector, else 1 (detection still overlaps the rest). 0: detect on the calling thread.
+    # outputs earlier ones. None: one per CPU (at most 4; one CPU fewer when a video is encoded, unless the
+    # detector is CPU-heavy) for a thread-safe detector, else 1 (detection still overlaps the rest).
+    # 0: detect on the calling thread.
     detect_ahead: int | None = None
 
     def __post_init__(self) -> None:
@@ -74,16 +75,18 @@ class VideoOptions:
 def detect_ahead_workers(options: VideoOptions, engine: FrameEngine, encoding: bool = False) -> int:
     """How many detection threads a run uses (see :attr:`VideoOptions.detect_ahead`).
 
-    With ``encoding`` (an output video or live window is drawn and encoded) one core is left to the encoder:
-    on 2 cores with H.264 encoding, the short-range model ran at 154 FPS with two detection threads and 165 with
-    one (``python -m benchmarks.video_fps --detect-ahead 1``).
+    With ``encoding`` (an output video or live window is drawn and encoded) one core is left to the encoder,
+    unless the detector is CPU-heavy: on 2 cores with H.264 encoding, BlazeFace's short-range model ran at 154
+    FPS with two detection threads and 165 with one (AMD EPYC), while dlib HOG ran at 27.7 FPS with two and
+    17.2 with one (Intel Xeon; ``python -m benchmarks.video_fps --detector dlib-hog --detect-ahead 2``).
     """
     if options.detect_ahead is not None:
         return options.detect_ahead
     if not getattr(engine, "concurrent_detect", False):
         return 1
     cpus = usable_cores()
-    return max(1, min(4, cpus - 1 if encoding else cpus))
+    spare_encoder_core = encoding and not getattr(engine, "heavy_detect", False)
+    return max(1, min(4, cpus - 1 if spare_encoder_core else cpus))
 
 
 @dataclass(frozen=True)

@@ -262,7 +262,7 @@ def test_detecting_ahead_on_threads_gives_the_serial_results(pipe: Pipeline, tmp
 def test_detection_threads_follow_the_detector(pipe: Pipeline) -> None:
     import os
 
-    assert pipe.concurrent_detect  # blazeface is thread-safe
+    assert pipe.concurrent_detect and not pipe.heavy_detect  # blazeface: thread-safe and light
     cpus = len(os.sched_getaffinity(0))
     assert detect_ahead_workers(VideoOptions(), pipe) == max(1, min(4, cpus))
     assert detect_ahead_workers(VideoOptions(), pipe, encoding=True) == max(1, min(4, cpus - 1))
@@ -283,8 +283,12 @@ def test_detections_for_a_coasting_frame_are_refused(pipe: Pipeline, astronaut_b
 def test_dlib_hog_detects_ahead_on_threads_with_the_serial_results(tmp_path: Path) -> None:
     """dlib HOG is thread-safe (a dlib detector per thread), so video runs give it every core; same results."""
     pytest.importorskip("dlib")
+    import os
+
     with Pipeline(detector="dlib-hog") as hog_pipe:
-        assert hog_pipe.concurrent_detect
+        assert hog_pipe.concurrent_detect and hog_pipe.heavy_detect
+        cpus = len(os.sched_getaffinity(0))  # CPU-heavy: no core is left idle for the encoder
+        assert detect_ahead_workers(VideoOptions(), hog_pipe, encoding=True) == max(1, min(4, cpus))
         runs = {}
         for ahead in (0, 3):
             jsonl = tmp_path / f"hog{ahead}.jsonl"

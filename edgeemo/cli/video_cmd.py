@@ -170,9 +170,9 @@ def video_command(
         typer.Option(
             "--detect-ahead",
             min=0,
-            help="Frames detected ahead on worker threads (default: one per CPU, at most 4, one fewer when a "
-            "video is written, for a thread-safe detector (blazeface, dlib-hog); 1 otherwise; 0: detect on the main "
-            "thread).",
+            help="Frames detected ahead on worker threads (default: one per CPU, at most 4, for a thread-safe "
+            "detector such as blazeface or dlib-hog, one fewer for blazeface while a video is written; 1 otherwise; "
+            "0: detect on the main thread).",
             rich_help_panel=_VIDEO,
         ),
     ] = None,

@@ -27,7 +27,11 @@ ENTRY_POINT_GROUP = "edgeemo.detectors"
 @runtime_checkable
 class Detector(Protocol):
     """A face detector. One that sets ``thread_safe = True`` (a class attribute) may have ``detect`` called from
-    several threads at once; video runs then detect frames ahead on every core. Without it, calls are serial."""
+    several threads at once; video runs then detect frames ahead on every core. Without it, calls are serial.
+
+    One that also sets ``cpu_heavy = True`` takes tens of milliseconds of CPU per frame (dlib): while a video
+    is encoded, runs still give it every core, since the encoder's share is small beside it. A light detector
+    (BlazeFace) leaves one core to the encoder."""
 
     name: str
 

@@ -26,6 +26,7 @@ class DlibHogDetector:
 
     name = "dlib-hog"
     thread_safe = True  # one dlib detector per calling thread
+    cpu_heavy = True  # 20-60 ms per 640x480 frame: worth every core even while a video is encoded
 
     def __init__(self, upsample: int = 0, threshold: float = 0.0) -> None:
         if int(upsample) < 0:
