@@ -281,7 +281,8 @@ def test_detections_for_a_coasting_frame_are_refused(pipe: Pipeline, astronaut_b
 
 
 def test_dlib_hog_detects_ahead_on_threads_with_the_serial_results(tmp_path: Path) -> None:
-    """dlib HOG is thread-safe (a dlib detector per thread), so video runs give it every core; same results."""
+    """dlib HOG is thread-safe (each call borrows its own dlib detector), so video runs give it every core;
+    the results are those of detecting on the main thread."""
     pytest.importorskip("dlib")
     import os
 

@@ -4,9 +4,10 @@ Finds upright, roughly frontal faces of about 80 px and larger (40 px with ``ups
 times the cost). Scores are the SVM margins dlib reports (0 is its default threshold), not probabilities.
 
 dlib's detector keeps the image pyramid of its last call inside the object, so one object must not serve two
-threads at once; dlib does release the GIL while it scans. Each calling thread therefore gets its own dlib
-detector (made on its first call), which makes this detector thread-safe: video runs detect frames ahead on
-every core with it, as they do with BlazeFace.
+threads at once; dlib does release the GIL while it scans. Each call therefore borrows a dlib detector from a
+small pool (made when none is free: about 0.4 s each, so a pool outlives the threads and runs that use it),
+which makes this detector thread-safe: video runs detect frames ahead on every core with it, as they do with
+BlazeFace.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class DlibHogDetector:
     """``dlib.get_frontal_face_detector()`` on RGB (or gray) frames, boxes clipped to the frame."""
 
     name = "dlib-hog"
-    thread_safe = True  # one dlib detector per calling thread
+    thread_safe = True  # each call borrows its own dlib detector from a pool
     cpu_heavy = True  # 20-60 ms per 640x480 frame: worth every core even while a video is encoded
 
     def __init__(self, upsample: int = 0, threshold: float = 0.0) -> None:
@@ -36,23 +37,31 @@ class DlibHogDetector:
         self.upsample = int(upsample)
         self.threshold = float(threshold)
         self._make: Any = dlib.get_frontal_face_detector
-        self._local: threading.local | None = threading.local()
-        self._local.detector = self._make()  # the creating thread's, made now so that a broken dlib fails here
+        self._lock = threading.Lock()
+        self._closed = False
+        self._idle: list[Any] = [self._make()]  # made now so that a broken dlib fails here, not mid-run
 
-    def _thread_detector(self) -> Any:
-        local = self._local
-        if local is None:
-            raise EdgeemoError("detector 'dlib-hog' was closed")
-        detector = getattr(local, "detector", None)
-        if detector is None:
-            detector = local.detector = self._make()
-        return detector
+    def _borrow(self) -> Any:
+        with self._lock:
+            if self._closed:
+                raise EdgeemoError("detector 'dlib-hog' was closed")
+            if self._idle:
+                return self._idle.pop()
+        return self._make()  # every pooled one is busy on another thread
+
+    def _give_back(self, detector: Any) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(detector)
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         frame = check_frame(frame, self.name)
-        detector = self._thread_detector()
         image = frame if frame.ndim == 2 else to_rgb(frame)
-        rects, scores, _ = detector.run(image, self.upsample, self.threshold)
+        detector = self._borrow()
+        try:
+            rects, scores, _ = detector.run(image, self.upsample, self.threshold)
+        finally:
+            self._give_back(detector)
         h, w = frame.shape[:2]
         faces = []
         for r, s in zip(rects, scores):
@@ -63,7 +72,9 @@ class DlibHogDetector:
         return faces
 
     def close(self) -> None:
-        self._local = None  # each thread's dlib detector goes with it
+        with self._lock:
+            self._closed = True
+            self._idle.clear()
 
     def __enter__(self) -> DlibHogDetector:
         return self
