@@ -36,7 +36,7 @@ from typing import Any
 from edgeemo.annotate import annotate
 from edgeemo.bench.frames import resize_cover
 from edgeemo.bench.machine import machine_facts
-from edgeemo.bench.probe import CONTENDED_BELOW, Prober
+from edgeemo.bench.probe import Prober, contended
 from edgeemo.cli.options import parse_detector_options
 from edgeemo.io.video import FrameReader, VideoWriter
 from edgeemo.pipeline import Pipeline
@@ -85,7 +85,7 @@ def run_once(
     t0, c0 = time.perf_counter(), time.process_time()
     s = run.run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {
+    result: dict[str, Any] = {
         "frames": s.frames,
         "faces": s.faces,
         "tracks": s.tracks,
@@ -95,10 +95,11 @@ def run_once(
         "stage_fps": s.to_dict()["stage_fps"],
         "load_1min_before": round(load, 2),
         "core_probe": None if probe is None else probe.to_dict(),
-        "contended": probe is not None and probe.cores > 1 and probe.speedup < CONTENDED_BELOW,
         "detect_ahead": detect_ahead_workers(run.options, pipe, encoding=write),
         "notes": list(s.notes),
     }
+    result["contended"] = contended(result)  # the harness's rule, on this run's probe
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,8 +77,8 @@ def detect_ahead_workers(options: VideoOptions, engine: FrameEngine, encoding: b
 
     With ``encoding`` (an output video or live window is drawn and encoded) one core is left to the encoder,
     unless the detector is CPU-heavy: on 2 cores with H.264 encoding, BlazeFace's short-range model ran at 154
-    FPS with two detection threads and 165 with one (AMD EPYC), while dlib HOG ran at 27.7 FPS with two and
-    17.2 with one (Intel Xeon; ``python -m benchmarks.video_fps --detector dlib-hog --detect-ahead 2``).
+    FPS with two detection threads and 165 with one (AMD EPYC), while dlib HOG ran at 30.3 FPS with two and
+    20.0 on the main thread (Intel Xeon; ``python -m benchmarks.video_fps --detect-ahead 0``).
     """
     if options.detect_ahead is not None:
         return options.detect_ahead

@@ -249,6 +249,7 @@ def test_core_probe_is_recorded_and_contended_rows_are_marked(quick_doc: dict) -
 def test_video_fps_records_a_core_probe_with_every_run(tmp_path: Path) -> None:
     """The video benchmark runs on the shipped clip and says, per run, whether all cores were free."""
     from benchmarks import video_fps
+    from edgeemo.bench.probe import CONTENDED_BELOW
 
     clip = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"
     out = tmp_path / "video_fps.json"
@@ -261,7 +262,7 @@ def test_video_fps_records_a_core_probe_with_every_run(tmp_path: Path) -> None:
         for run in entry["runs"]:
             probe = run["core_probe"]
             assert probe["one_thread_ms"] > 0 and probe["all_threads_ms"] > 0
-            assert run["contended"] == (probe["cores"] > 1 and probe["speedup"] < 1.5)
+            assert run["contended"] == (probe["cores"] > 1 and probe["speedup"] < CONTENDED_BELOW)
             assert run["frames"] == doc["clip"]["frames"] and run["tracks"] >= 1
         free = [r["fps"] for r in entry["runs"] if not r["contended"]]
         assert entry["fps_median_free_cores"] == (round(statistics.median(free), 1) if free else None)
