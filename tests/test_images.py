@@ -191,6 +191,20 @@ def test_natural_sort_and_listing(tmp_path: Path, face_bgr: np.ndarray) -> None:
     assert sorted(["img10.jpg", "img2.jpg", "Img1.jpg"], key=natural_key) == ["Img1.jpg", "img2.jpg", "img10.jpg"]
 
 
+def test_listing_skips_hidden_folders_and_keeps_links(tmp_path: Path, face_bgr: np.ndarray) -> None:
+    png = encode(".png", face_bgr)
+    for name in (".cache/x.png", "a/.thumbs/y.png", "a/Z.PNG", "album.jpg/inner.png", "c/d/e.webp"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(png)
+    (tmp_path / "gone.png").symlink_to(tmp_path / "missing.png")  # broken: kept, reading it reports it
+    (tmp_path / "alias").symlink_to(tmp_path / "c")  # a linked folder is not followed
+    listed = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)]
+    assert listed == ["a/Z.PNG", "album.jpg/inner.png", "c/d/e.webp", "gone.png"]
+    assert [p.name for p in list_images(tmp_path)] == ["gone.png"]
+    with pytest.raises(DecodeError, match=r"gone\.png"):
+        read_image(tmp_path / "gone.png")
+
+
 def test_huge_jpeg_is_refused_from_its_header(tmp_path: Path, face_bgr: np.ndarray) -> None:
     data = bytearray(encode(".jpg", face_bgr))
     sof = data.find(b"\xff\xc0")

@@ -65,9 +65,10 @@ class ImageHeader:
     alpha: bool = False
 
 
-def is_image_name(path: str | os.PathLike[str]) -> bool:
+def is_image_name(name: str) -> bool:
     """Whether a file name has an image extension (used only to pick files from folders; decoding sniffs)."""
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_SUFFIXES
 
 
 def read_image(
@@ -301,17 +302,32 @@ def natural_key(text: str) -> tuple[tuple[Any, ...], str]:
 
 
 def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
-    """Image files (by extension; hidden files skipped) in ``folder``, in natural order of their relative paths."""
+    """Image files (by extension; hidden files and folders skipped) in ``folder``, in natural order of their
+    relative paths. Symlinked folders are not followed; symlinked files are kept even when broken or looping,
+    so that reading them reports the problem.
+    """
     root = Path(folder)
     if not root.is_dir():
         raise DecodeError(f"{root}: not a folder")
-    pattern = root.rglob("*") if recursive else root.iterdir()
-    found = [
-        p
-        for p in pattern
-        # Symlinks are kept even when broken or looping, so that reading them reports the problem.
-        if (p.is_file() or p.is_symlink())
-        and is_image_name(p)
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    return sorted(found, key=lambda p: natural_key(p.relative_to(root).as_posix()))
+    # os.walk/os.scandir rather than Path.rglob: a tenth of the time on a folder of 3,589 faces (10 vs 100 ms),
+    # which showed in `edgeemo classify` runs of about a second.
+    found: list[str] = []  # relative POSIX paths
+
+    def unreadable(exc: OSError) -> None:  # an unreadable sub-folder is skipped, as Path.rglob does
+        if Path(exc.filename) == root:
+            raise DecodeError(f"{root}: cannot list the folder ({exc.strerror or exc})") from exc
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
+        rel_dir = os.path.relpath(dirpath, root)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        found.extend(prefix + name for name in filenames if not name.startswith(".") and is_image_name(name))
+        # os.walk lists symlinks to folders among dirnames; an image-named one is kept, as a file would be.
+        found.extend(
+            prefix + name
+            for name in dirnames
+            if not name.startswith(".") and is_image_name(name) and os.path.islink(os.path.join(dirpath, name))
+        )
+        if not recursive:
+            break
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    return [root / rel for rel in sorted(found, key=natural_key)]
