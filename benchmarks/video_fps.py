@@ -14,10 +14,10 @@ the median of the runs' overall FPS (frames / wall seconds from the first decode
 finalised). "write" runs also annotate every frame and encode it (H.264 through PyAV where available).
 
 Goals (issue 4), without writing, 2 cores: >= 150 FPS with blazeface + FP32, >= 35 FPS with dlib-hog.
-The machine's load average and the harness's core probe (:mod:`edgeemo.bench.probe`: were all cores really
-free?) are recorded before every run; a run whose probe read under the contended threshold is marked † in the
-printed lines and ``contended`` in the JSON, and the entry's ``fps_median_free_cores`` is the median over the
-other runs only (None when every run was contended).
+The machine's load average is recorded before every run and the harness's core probe
+(:mod:`edgeemo.bench.probe`: were all cores really free?) before and after it; a run whose probes both read
+under the contended threshold is marked † in the printed lines and ``contended`` in the JSON, and the entry's
+``fps_median_free_cores`` is the median over the other runs only (None when every run was contended).
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def run_once(
     t0, c0 = time.perf_counter(), time.process_time()
     s = run.run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    after = prober.probe() if prober is not None else None
     result: dict[str, Any] = {
         "frames": s.frames,
         "faces": s.faces,
@@ -95,6 +96,7 @@ def run_once(
         "stage_fps": s.to_dict()["stage_fps"],
         "load_1min_before": round(load, 2),
         "core_probe": None if probe is None else probe.to_dict(),
+        "core_probe_after": None if after is None else after.to_dict(),
         "detect_ahead": detect_ahead_workers(run.options, pipe, encoding=write),
         "notes": list(s.notes),
     }
@@ -177,13 +179,15 @@ def main(argv: list[str] | None = None) -> int:
                     goal = entry["goal_fps"]
                     verdict = "" if goal is None else (" (goal met)" if fps >= goal else f" (goal {goal:.0f})")
                     probes = " ".join(
-                        f"{r['core_probe']['speedup']:.2f}" + ("†" if r["contended"] else "") for r in runs
+                        f"{r['core_probe']['speedup']:.2f}/{r['core_probe_after']['speedup']:.2f}"
+                        + ("†" if r["contended"] else "")
+                        for r in runs
                     )
                     print(
                         f"{det:22s} detect_every={n} ahead={runs[0]['detect_ahead']}"
                         f"{'' if ahead is None else ' (set)'} write={'yes' if write else 'no ':3s} "
                         f"{fps:7.1f} FPS{verdict}  cpu {runs[0]['cpu_ms_per_frame']:.2f} ms/frame  "
-                        f"load {runs[0]['load_1min_before']}  core probe {probes}",
+                        f"load {runs[0]['load_1min_before']}  core probe before/after {probes}",
                         file=sys.stderr,
                         flush=True,
                     )

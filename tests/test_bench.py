@@ -235,15 +235,42 @@ def test_core_probe_is_recorded_and_contended_rows_are_marked(quick_doc: dict) -
     p = Prober(calls=3).probe()
     assert p.one_thread_ms > 0 and p.all_threads_ms > 0 and p.speedup > 0
     assert all(r["core_probe"]["cores"] >= 1 for r in quick_doc["results"])
+    assert all(r["core_probe_after"]["cores"] >= 1 for r in quick_doc["results"])
     doc = copy.deepcopy(quick_doc)
     for r in doc["results"]:
-        r["core_probe"] = {**r["core_probe"], "cores": 2, "speedup": 1.9}
+        for key in ("core_probe", "core_probe_after"):
+            r[key] = {**r[key], "cores": 2, "speedup": 1.9}
     fp32 = next(r for r in doc["results"] if r["id"] == "classifier/mini-xception/ort-fp32-cpu")
-    fp32["core_probe"]["speedup"] = 0.9  # as measured while a neighbour held one of the two cores
-    assert contended(fp32) and sum(contended(r) for r in doc["results"]) == 1
+    int8 = next(r for r in doc["results"] if r["id"] == "classifier/mini-xception/ort-int8-cpu")
+    # A neighbour held one of the two cores through the fp32 run; during the int8 run it came and went.
+    fp32["core_probe"]["speedup"] = fp32["core_probe_after"]["speedup"] = 0.9
+    int8["core_probe"]["speedup"] = 1.1
+    assert contended(fp32) and not contended(int8) and sum(contended(r) for r in doc["results"]) == 1
     md = markdown(doc)
-    assert f"1 of {len(doc['results'])} configurations ran on contended cores" in md
+    n = len(doc["results"])
+    assert f"the two probes disagreed in 1 of {n} configurations" in md
+    assert "1 read contended (under 1.5×) before and after and are marked †" in md
     assert "| ORT FP32 [CPU] † | 1 |" in md and "| ORT INT8 [CPU] | 1 |" in md
+    # Documents written before the after-probe existed are judged by the one probe they have.
+    for r in doc["results"]:
+        del r["core_probe_after"]
+    assert contended(int8) and f"2 of {n} configurations ran on contended cores" in markdown(doc)
+
+
+def test_probe_stability_reads_how_long_a_state_lasts() -> None:
+    from edgeemo.bench.probe import CoreProbe, stability
+
+    # Cores that flip every probe (contended, free, ...) and cores that stay contended, then free, for 10 probes.
+    flipping = [CoreProbe(2, 3.0, 2.2 if k % 2 else 1.6) for k in range(40)]
+    steady = [CoreProbe(2, 3.0, 2.5 if (k // 10) % 2 else 1.6) for k in range(40)]
+    s_flip, s_steady = stability(flipping), stability(steady)
+    assert s_flip["autocorrelation"]["all_threads_ms"]["1"] == -1.0
+    assert s_steady["autocorrelation"]["all_threads_ms"]["1"] > 0.7
+    assert s_steady["autocorrelation"]["one_thread_ms"]["1"] is None  # constant: no correlation to speak of
+    assert [(b["speedup"], b["probes"], b["all_threads_ms_median"]) for b in s_flip["bands"]] == [
+        ("1.3-1.5", 20, 2.2),
+        ("1.7-inf", 20, 1.6),
+    ]
 
 
 def test_video_fps_records_a_core_probe_with_every_run(tmp_path: Path) -> None:
@@ -260,9 +287,9 @@ def test_video_fps_records_a_core_probe_with_every_run(tmp_path: Path) -> None:
     for entry in doc["results"]:
         assert entry["fps_median"] > 0
         for run in entry["runs"]:
-            probe = run["core_probe"]
-            assert probe["one_thread_ms"] > 0 and probe["all_threads_ms"] > 0
-            assert run["contended"] == (probe["cores"] > 1 and probe["speedup"] < CONTENDED_BELOW)
+            before, after = run["core_probe"], run["core_probe_after"]
+            assert before["one_thread_ms"] > 0 and after["all_threads_ms"] > 0
+            assert run["contended"] == all(p["cores"] > 1 and p["speedup"] < CONTENDED_BELOW for p in (before, after))
             assert run["frames"] == doc["clip"]["frames"] and run["tracks"] >= 1
         free = [r["fps"] for r in entry["runs"] if not r["contended"]]
         assert entry["fps_median_free_cores"] == (round(statistics.median(free), 1) if free else None)

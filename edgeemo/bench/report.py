@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from edgeemo.bench.probe import CONTENDED_BELOW, contended
+from edgeemo.bench.probe import CONTENDED_BELOW, contended, probes_disagree
 
 TF_ENGINES = ("tensorflow",)
 
@@ -61,16 +61,30 @@ def machine_lines(doc: dict[str, Any]) -> list[str]:
             "processes shared the CPU, so absolute figures are pessimistic and noisy (multi-threaded sessions suffer "
             "most); the interleaved ratios are the trustworthy part of this run."
         )
-    probes = [r["core_probe"] for r in doc["results"] if r.get("core_probe")]
-    if probes:
-        speedups = sorted(p["speedup"] for p in probes)
-        n_bad = sum(1 for r in doc["results"] if contended(r))
-        lines.append(
-            f"- Core probe before each configuration (mini-Xception batch 8, {probes[0]['cores']} threads vs 1): "
-            f"speed-up median {speedups[len(speedups) // 2]:.2f}×, range {speedups[0]:.2f}–{speedups[-1]:.2f}×; "
-            f"{n_bad} of {len(probes)} configurations ran on contended cores (under {CONTENDED_BELOW:g}×) and are "
-            "marked † (their absolute figures understate the machine)."
+    probed = [r for r in doc["results"] if r.get("core_probe")]
+    if probed:
+        speedups = sorted(r["core_probe"]["speedup"] for r in probed)
+        n_bad = sum(1 for r in probed if contended(r))
+        both = any("core_probe_after" in r for r in probed)
+        cores = probed[0]["core_probe"]["cores"]
+        line = (
+            f"- Core probe {'before and after' if both else 'before'} each configuration (mini-Xception batch 8, "
+            f"{cores} threads vs 1): speed-up before median {speedups[len(speedups) // 2]:.2f}×, range "
+            f"{speedups[0]:.2f}–{speedups[-1]:.2f}×; "
         )
+        if both:
+            flips = sum(1 for r in probed if probes_disagree(r))
+            line += (
+                f"the two probes disagreed in {flips} of {len(probed)} configurations (the cores' state changed "
+                f"during the run); {n_bad} read contended (under {CONTENDED_BELOW:g}×) before and after and are "
+                "marked † (about one core was taken: their absolute figures may understate the machine)."
+            )
+        else:
+            line += (
+                f"{n_bad} of {len(probed)} configurations ran on contended cores (under {CONTENDED_BELOW:g}×) and "
+                "are marked † (their absolute figures may understate the machine)."
+            )
+        lines.append(line)
     if m.get("device_model"):
         lines.insert(1, f"- Device: {m.get('device_model')}")
     return lines

@@ -6,10 +6,10 @@ Result document (schema 1)::
      "command": [...], "budget": {...}, "machine": {...machine_facts()},
      "results": [{"id", "kind", "runner", "params", "status": "ok" | "skipped" | "error",
                   "data" | "reason" | "error", "wall_s", "peak_rss_mib", "baseline_rss_mib",
-                  "core_probe"?: {cores, one_thread_ms, all_threads_ms, speedup}}]}
+                  "core_probe"?: {cores, one_thread_ms, all_threads_ms, speedup}, "core_probe_after"?: {...}}]}
 
-``core_probe`` (:mod:`edgeemo.bench.probe`) is taken just before each configuration: whether all cores were
-really available to it.
+``core_probe`` and ``core_probe_after`` (:mod:`edgeemo.bench.probe`) are taken just before and just after
+each configuration: whether all cores were really available to it.
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ def run_plan(
     for k, config in enumerate(plan):
         probe = prober.probe().to_dict() if prober is not None else None
         result = run_isolated(config, sys_path=sys_path)
-        if probe is not None:
+        if prober is not None:
             result["core_probe"] = probe
+            result["core_probe_after"] = prober.probe().to_dict()
         doc["results"].append(result)
         if result["status"] == "error":
             log.warning("%s: %s", config.id, result.get("error"))
