@@ -299,3 +299,20 @@ def test_summary_ratios_keep_a_decimal_below_100() -> None:
     from edgeemo.bench.report import _ratio
 
     assert [_ratio(2.38, 0.314), _ratio(69.1, 0.314), _ratio(None, 1.0)] == ["7.6×", "220×", "–"]
+
+
+def test_summary_gives_the_interleaved_ratio_against_tf_function() -> None:
+    """The summary puts the interleaved batch-1 ratio beside the isolated one (the committed full run)."""
+    from edgeemo.bench.report import _ratio, summary_table
+    from edgeemo.bench.suite import load_results
+
+    doc = load_results(Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "full.json")
+    lines = summary_table(doc)
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    col = header.index("× vs tf.function, interleaved")
+    for model in ("mini-xception", "thesis-mobilenet"):
+        ab = next(r for r in doc["results"] if r["id"] == f"compare/{model}/ort-vs-tf")
+        c = next(b for b in ab["data"]["batches"] if b["batch"] == 1)["contenders"]
+        expected = _ratio(c["TF tf.function"]["fast90_mean_ms"], c[ab["data"]["reference"]]["fast90_mean_ms"])
+        row = next(line for line in lines if line.startswith(f"| {model} |"))
+        assert [c.strip() for c in row.strip("|").split("|")][col].removesuffix(" †") == expected

@@ -69,8 +69,8 @@ def machine_lines(doc: dict[str, Any]) -> list[str]:
         cores = probed[0]["core_probe"]["cores"]
         line = (
             f"- Core probe {'before and after' if both else 'before'} each configuration (mini-Xception batch 8, "
-            f"{cores} threads vs 1): speed-up before median {speedups[len(speedups) // 2]:.2f}×, range "
-            f"{speedups[0]:.2f}–{speedups[-1]:.2f}×; "
+            f"{cores} threads vs 1): speed-up{' before' if both else ''} median "
+            f"{speedups[len(speedups) // 2]:.2f}×, range {speedups[0]:.2f}–{speedups[-1]:.2f}×; "
         )
         if both:
             flips = sum(1 for r in probed if probes_disagree(r))
@@ -170,14 +170,8 @@ def summary_table(doc: dict[str, Any]) -> list[str]:
         ort1 = _fast(doc, base + "ort-fp32-cpu", 1)
         fn1, pr1, tfl1 = (_fast(doc, base + k, 1) for k in ("tf-function", "tf-predict", "tf-tflite"))
         ab = next((r for r in _ok(doc, "compare") if r["id"] == f"compare/{model}/ort-vs-tf"), None)
-        ab_tfl = "–"
-        if ab is not None:
-            blk = next((b for b in ab["data"]["batches"] if b["batch"] == 1), None)
-            if blk is not None:
-                c = blk["contenders"]
-                tfl = next((v for k, v in c.items() if k.startswith("TFLite")), None)
-                if tfl is not None:
-                    ab_tfl = f"{tfl['fast90_mean_ms'] / c[ab['data']['reference']]['fast90_mean_ms']:.2f}"
+        ab_mark = _mark(doc, f"compare/{model}/ort-vs-tf")
+        ab_tfl, ab_fn = _interleaved_batch1(ab, "TFLite"), _interleaved_batch1(ab, "TF tf.function")
         best = None
         for r in rows:
             if r["data"]["model"] == model and r["data"]["engine"] == "onnxruntime":
@@ -192,9 +186,10 @@ def summary_table(doc: dict[str, Any]) -> list[str]:
                 model,
                 _fmt(ort1) + _mark(doc, base + "ort-fp32-cpu"),
                 _ratio(fn1, ort1),
+                "–" if ab_fn is None else _ratio(ab_fn, 1.0) + ab_mark,
                 _ratio(pr1, ort1),
                 _fmt(tfl1) + _mark(doc, base + "tf-tflite"),
-                ab_tfl + _mark(doc, f"compare/{model}/ort-vs-tf"),
+                "–" if ab_tfl is None else f"{ab_tfl:.2f}{ab_mark}",
                 f"{_fmt(best[0])} ({best[1]})" if best else "–",
                 peak_cell,
             ]
@@ -203,6 +198,7 @@ def summary_table(doc: dict[str, Any]) -> list[str]:
         "model",
         "edgeemo ORT FP32 batch 1 ms",
         "× vs tf.function",
+        "× vs tf.function, interleaved",
         "× vs predict()",
         "TFLite FP32 batch 1 ms",
         "TFLite / edgeemo, interleaved",
@@ -210,6 +206,18 @@ def summary_table(doc: dict[str, Any]) -> list[str]:
         "of peak" + (f" {peak:g} GFLOP/s" if peak else ""),
     ]
     return [*_table(header, table), ""] if table else []
+
+
+def _interleaved_batch1(ab: dict[str, Any] | None, prefix: str) -> float | None:
+    """In an interleaved comparison, the batch-1 time of the contender named ``prefix``… over the reference's."""
+    if ab is None:
+        return None
+    blk = next((b for b in ab["data"]["batches"] if b["batch"] == 1), None)
+    if blk is None:
+        return None
+    c = blk["contenders"]
+    other = next((v for k, v in c.items() if k.startswith(prefix)), None)
+    return None if other is None else other["fast90_mean_ms"] / c[ab["data"]["reference"]]["fast90_mean_ms"]
 
 
 def compare_tables(doc: dict[str, Any]) -> list[str]:
