@@ -273,6 +273,19 @@ def test_probe_stability_reads_how_long_a_state_lasts() -> None:
     ]
 
 
+def test_bench_probe_command_prints_the_stability_report() -> None:
+    from typer.testing import CliRunner
+
+    from edgeemo.cli.app import app
+
+    res = CliRunner().invoke(app, ["bench", "probe", "--seconds", "0.3", "--interval", "0.05"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["interval_s"] == 0.05 and report["probes"] >= 2
+    assert sum(b["probes"] for b in report["bands"]) == report["probes"]
+    assert set(report["autocorrelation"]) == {"speedup", "one_thread_ms", "all_threads_ms"}
+
+
 def test_video_fps_records_a_core_probe_with_every_run(tmp_path: Path) -> None:
     """The video benchmark runs on the shipped clip and says, per run, whether all cores were free."""
     from benchmarks import video_fps

@@ -7,12 +7,12 @@ records it, so a row measured while the cores were contended is marked instead o
 
 The probe is taken again just after the configuration (``core_probe_after``), and a row is marked only when
 both probes read contended. On the 2-core Intel VM of 2026-11-29 the speed-up changed within a second:
-``python -m edgeemo.bench.probe --seconds 120`` (186 probes, 0.5 s apart) gave it an autocorrelation of 0.14
-from one probe to the next and none two probes apart, and the all-core time had the same median (2.27-2.36 ms)
-in every speed-up band; the speed-up followed the single-thread time instead (2.83 ms below 1.3x, 4.21 ms
-above 1.7x). One probe before a run of several seconds therefore said little about the run. Requiring the
-state before and after keeps the mark for the minutes-long contention it was made for (the AMD VM) and
-drops the coin flips; the report counts how often the two probes disagreed.
+``edgeemo bench probe --seconds 120`` (187 probes, 0.5 s apart) gave it an autocorrelation of 0.22
+from one probe to the next and none two probes apart, and the all-core time's median was 2.26-2.58 ms in the
+speed-up bands with no order to it; the speed-up followed the single-thread time instead (3.00 ms below
+1.3x, 4.34 ms above 1.7x). One probe before a run of several seconds therefore said little about the run.
+Requiring the state before and after keeps the mark for the minutes-long contention it was made for (the AMD
+VM) and drops the coin flips; the report counts how often the two probes disagreed.
 
 The probe is the shipped mini-Xception (the portable ``model.onnx``) at batch 8 on a 1-thread and an all-core
 session with onnxruntime's default (spinning) threads, as the measured sessions run. On free cores the
@@ -142,24 +142,12 @@ def stability(probes: list[CoreProbe], lags: tuple[int, ...] = (1, 2, 5)) -> dic
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m edgeemo.bench.probe --seconds 120``: probe repeatedly and say how steady the cores are."""
-    import argparse
-    import json
-
-    ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--seconds", type=float, default=60.0, help="how long to keep probing (default 60)")
-    ap.add_argument("--interval", type=float, default=0.5, help="pause between probes in seconds (default 0.5)")
-    args = ap.parse_args(argv)
+def watch(seconds: float, interval: float = 0.5) -> list[CoreProbe]:
+    """Probe every ``interval`` seconds for ``seconds`` (at least once)."""
     prober = Prober()
-    probes: list[CoreProbe] = []
-    end = time.perf_counter() + args.seconds
+    probes = [prober.probe()]
+    end = time.perf_counter() + seconds
     while time.perf_counter() < end:
+        time.sleep(interval)
         probes.append(prober.probe())
-        time.sleep(args.interval)
-    print(json.dumps({"interval_s": args.interval, **stability(probes)}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return probes

@@ -94,3 +94,17 @@ def compare_command(
     from edgeemo.bench.suite import load_results
 
     typer.echo(compare_markdown(load_results(a), load_results(b), a.name, b.name))
+
+
+@bench_app.command("probe")
+def probe_command(
+    seconds: Annotated[float, typer.Option("--seconds", min=0, help="How long to keep probing.")] = 60.0,
+    interval: Annotated[float, typer.Option("--interval", min=0, help="Pause between probes, in seconds.")] = 0.5,
+) -> None:
+    """Probe the cores again and again (the harness's 1-thread vs all-core check) and print, as JSON, how long
+    their state lasts: autocorrelation of the readings and the all-core time per speed-up band."""
+    import json
+
+    from edgeemo.bench.probe import stability, watch
+
+    typer.echo(json.dumps({"interval_s": interval, **stability(watch(seconds, interval))}, indent=1))
