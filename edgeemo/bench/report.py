@@ -209,7 +209,8 @@ def summary_table(doc: dict[str, Any]) -> list[str]:
 
 
 def _interleaved_batch1(ab: dict[str, Any] | None, prefix: str) -> float | None:
-    """In an interleaved comparison, the batch-1 time of the contender named ``prefix``… over the reference's."""
+    """In an interleaved comparison, the batch-1 time of the contender whose name starts with ``prefix``,
+    divided by the reference's (how much faster edgeemo is); None when the comparison lacks it."""
     if ab is None:
         return None
     blk = next((b for b in ab["data"]["batches"] if b["batch"] == 1), None)
