@@ -98,7 +98,27 @@ def test_quick_run_writes_valid_results(quick_doc: dict) -> None:
         if r["status"] == "ok":
             size = r["data"]["sizes"][0]
             assert (size["width"], size["height"]) == (640, 480) and size["stats"]["p50_ms"] > 0
+    pipe = by_id["pipeline/dlib-hog"]
+    for size in pipe["data"]["sizes"] if pipe["status"] == "ok" else []:
+        # The whole call and its stages, interleaved: every round times each once per frame.
+        assert set(size["stages_p50_ms"]) == {"decode_jpeg", "detect", "crop", "classify"}
+        assert size["faces_per_frame"] and size["stats"]["runs"] % len(size["faces_per_frame"]) == 0
     assert all(r["status"] != "error" for r in doc["results"]), [r for r in doc["results"] if r["status"] == "error"]
+
+
+def test_pipeline_rounds_fit_the_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeemo.bench import runners
+
+    class Instant:
+        def run_image(self, frame: object) -> None:
+            pass
+
+    frames = [object()] * 4
+    fast = runners._pipeline_rounds(Instant(), frames, {"budget_s": 1.5})
+    assert fast["per_round"] == 4 and fast["rounds"] == 50 and fast["warmup"] == 1
+    monkeypatch.setattr(runners, "SLOW_MS", -1.0)  # as if a frame took seconds (dlib CNN on CPU)
+    slow = runners._pipeline_rounds(Instant(), frames, {"budget_s": 1.5})
+    assert (slow["rounds"], slow["per_round"], slow["warmup"]) == (2, 1, 0)
 
 
 def test_table_is_generated_from_the_results(quick_doc: dict) -> None:

@@ -274,7 +274,8 @@ def detector_table(doc: dict[str, Any], kind: str = "detector") -> list[str]:
             row.append(" / ".join(_fmt(st.get(k)) for k in stage_names))
         table.append(row)
     frames = rows[0]["data"].get("frames", "")
-    return [*_table(header, table), "", f"Frames: {frames}; ms are medians per frame.", ""]
+    how = "; the whole call and its stages are timed interleaved" if kind == "pipeline" else ""
+    return [*_table(header, table), "", f"Frames: {frames}; ms are medians per frame{how}.", ""]
 
 
 def import_lines(doc: dict[str, Any]) -> list[str]:
