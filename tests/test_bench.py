@@ -151,6 +151,29 @@ def test_compare_command(quick_doc: dict, tmp_path: Path) -> None:
     assert proc.returncode == 0 and "B / A" in proc.stdout
 
 
+def test_spread_command_shows_how_far_repeated_runs_are_apart(quick_doc: dict, tmp_path: Path) -> None:
+    from edgeemo.bench.report import spread_markdown
+
+    doc = {k: v for k, v in quick_doc.items() if k != "_table"}
+    slow = json.loads(json.dumps(doc))
+    fp32 = next(r for r in slow["results"] if r["id"] == "classifier/mini-xception/ort-fp32-cpu")
+    fp32["data"]["stats"][0]["fast90_mean_ms"] *= 2  # batch 1 ran in a slow spell
+    text = spread_markdown([doc, doc, slow], ["a", "b", "c"])
+    case = "| classifier/mini-xception/ort-fp32-cpu | batch 1 |"
+    row = next(line for line in text.splitlines() if line.startswith(case))
+    assert row.endswith("| 2.00 |")
+    assert "max / min median 1.00, largest 2.00 (classifier/mini-xception/ort-fp32-cpu, batch 1)" in text
+    paths = []
+    for name, d in (("a.json", doc), ("c.json", slow)):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(json.dumps(d))
+    cli = [sys.executable, "-c", "from edgeemo.cli import main; main()", "bench", "spread"]
+    proc = subprocess.run([*cli, *map(str, paths)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "| a.json ms | c.json ms | max / min |" in proc.stdout
+    one = subprocess.run([*cli, str(paths[0])], capture_output=True, text=True)
+    assert one.returncode == InputError.exit_code and "at least two" in one.stderr
+
+
 def test_compare_refuses_a_file_that_is_not_a_result(tmp_path: Path) -> None:
     bad = tmp_path / "other.json"
     bad.write_text('{"hello": 1}')

@@ -5,7 +5,7 @@ Every figure printed here comes from a result document; nothing is typed in by h
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from edgeemo.bench.probe import CONTENDED_BELOW, contended, probes_disagree
@@ -374,4 +374,42 @@ def compare_markdown(a: dict[str, Any], b: dict[str, Any], name_a: str = "A", na
     only_b = [k for k in fb if k not in fa]
     lines += _table(["configuration", "case", "A ms", "B ms", "B / A"], rows)
     lines += ["", f"{len(rows)} cases in both; {len(only_a)} only in A; {len(only_b)} only in B.", ""]
+    return "\n".join(lines)
+
+
+def spread_markdown(docs: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
+    """Repeated runs side by side: each case's headline ms in every run, and max / min.
+
+    On a machine whose speed drifts (a shared VM), one run's absolute figures can sit anywhere in that range;
+    this shows how far apart the runs were, case by case.
+    """
+    flats = [_flatten(d) for d in docs]
+    keys = [k for k in flats[0] if all(k in f for f in flats[1:])]
+    lines = [f"# Spread over {len(docs)} runs", ""]
+    lines += [
+        f"- {n}: {d['machine'].get('cpu_model')} / {d['machine'].get('device_model') or d['machine'].get('platform')}, "
+        f"{d['mode']}, {d['created_utc']}"
+        for n, d in zip(names, docs)
+    ]
+    if len({d["machine"].get("cpu_model") for d in docs}) > 1:
+        lines.append("- The runs come from different CPUs: `edgeemo bench compare` is the tool for two machines.")
+    lines.append("")
+    rows, spreads = [], []
+    for key in keys:
+        values = [f[key] for f in flats]
+        lo, hi = min(values), max(values)
+        spread = hi / lo if lo > 0 else None
+        if spread is not None:
+            spreads.append((spread, key))
+        rows.append([key[0], key[1], *(_fmt(v) for v in values), "–" if spread is None else f"{spread:.2f}"])
+    lines += _table(["configuration", "case", *(f"{n} ms" for n in names), "max / min"], rows)
+    lines.append("")
+    if spreads:
+        ordered = sorted(spreads)
+        top, (case, what) = ordered[-1][0], ordered[-1][1]
+        lines.append(
+            f"{len(rows)} cases in every run; max / min median {ordered[len(ordered) // 2][0]:.2f}, "
+            f"largest {top:.2f} ({case}, {what})."
+        )
+        lines.append("")
     return "\n".join(lines)

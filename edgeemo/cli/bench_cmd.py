@@ -96,6 +96,20 @@ def compare_command(
     typer.echo(compare_markdown(load_results(a), load_results(b), a.name, b.name))
 
 
+@bench_app.command("spread")
+def spread_command(
+    results: Annotated[list[Path], typer.Argument(help="Result JSON files of repeated runs on one machine.")],
+) -> None:
+    """Repeated runs side by side: every case's headline ms in each run and max / min (how far apart they are)."""
+    from edgeemo.bench.report import spread_markdown
+    from edgeemo.bench.suite import load_results
+    from edgeemo.errors import InputError
+
+    if len(results) < 2:
+        raise InputError("bench spread: give at least two result files")
+    typer.echo(spread_markdown([load_results(p) for p in results], [p.name for p in results]))
+
+
 @bench_app.command("probe")
 def probe_command(
     seconds: Annotated[float, typer.Option("--seconds", min=0, help="How long to keep probing.")] = 60.0,
