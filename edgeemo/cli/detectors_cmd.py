@@ -27,6 +27,7 @@ def detectors_command(
             "extra": info.extra,
             "install": None if info.available or not info.extra else f"pip install 'edgeemo[{info.extra}]'",
             "reason": info.reason or None,
+            "versions": list(info.versions),
             "description": info.description,
         }
         for info in list_detectors()
@@ -39,6 +40,10 @@ def detectors_command(
         table.add_column(col, overflow="fold")
     for r in rows:
         name = f"{r['name']} (default)" if r["default"] else r["name"]
-        status = "yes" if r["available"] else f"no: {r['reason']}\n{r['install'] or ''}"
+        status = (
+            "yes" + "".join(f"\n{v}" for v in r["versions"])
+            if r["available"]
+            else f"no: {r['reason']}\n{r['install'] or ''}"
+        )
         table.add_row(escape(name), escape(status), escape(r["description"]))
     Console().print(table)

@@ -35,6 +35,7 @@ register(
     "BlazeFace (MediaPipe) as ONNX on onnxruntime, 6 landmarks; model=auto|full|short",
     extra="cpu",
     requires=("onnxruntime",),
+    distributions=("onnxruntime", "onnxruntime-gpu"),
 )
 register(
     "dlib-hog",
@@ -42,6 +43,7 @@ register(
     "dlib HOG + SVM, frontal faces >= ~80 px (upsample=1: ~40 px)",
     extra="dlib",
     requires=("dlib",),
+    distributions=("dlib", "dlib-bin"),
 )
 register(
     "dlib-cnn",
@@ -49,6 +51,7 @@ register(
     "dlib MMOD CNN, robust to pose; seconds per frame without CUDA",
     extra="dlib",
     requires=("dlib",),
+    distributions=("dlib", "dlib-bin"),
 )
 register(
     "mediapipe",

@@ -9,10 +9,11 @@ called with the detector's keyword options and returns an object following :clas
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -51,6 +52,7 @@ class DetectorInfo:
     extra: str | None  # pip extra that provides its dependencies, None when core
     available: bool
     reason: str = ""  # why it is unavailable
+    versions: tuple[str, ...] = ()  # "dist version" of each installed requirement whose distribution is known
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class _Entry:
     description: str
     extra: str | None
     requires: tuple[str, ...]  # importable modules the detector needs
+    distributions: tuple[str, ...]  # pip distributions that may provide them (for their versions)
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -71,9 +74,16 @@ def register(
     description: str,
     extra: str | None = None,
     requires: tuple[str, ...] = (),
+    distributions: tuple[str, ...] | None = None,
 ) -> None:
-    """Add a detector to the registry; the factory is called only when the detector is created."""
-    _REGISTRY[name] = _Entry(factory, description, extra, requires)
+    """Add a detector to the registry; the factory is called only when the detector is created.
+
+    ``requires`` names the top-level modules it imports; ``distributions`` the pip distributions that may
+    provide them (default: the module names), used only to show their versions.
+    """
+    _REGISTRY[name] = _Entry(
+        factory, description, extra, requires, requires if distributions is None else distributions
+    )
 
 
 def _load_entry_points() -> None:
@@ -96,20 +106,35 @@ def _lazy_entry_point(value: str) -> Callable[..., Detector]:
 
 
 def _missing(requires: tuple[str, ...]) -> str:
+    """Why a requirement is not installed, without importing it: importing mediapipe, for one, imports
+    TensorFlow where that is installed, and takes seconds."""
     for mod in requires:
         try:
-            importlib.import_module(mod)
-        except ImportError as exc:
-            return f"cannot import {mod} ({exc})"
+            found = importlib.util.find_spec(mod) is not None
+        except (ImportError, ValueError):  # a broken parent package, or a module without a spec
+            found = False
+        if not found:
+            return f"{mod} is not installed"
     return ""
 
 
+def _versions(distributions: tuple[str, ...]) -> tuple[str, ...]:
+    out = []
+    for dist in distributions:
+        try:
+            out.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return tuple(out)
+
+
 def list_detectors() -> list[DetectorInfo]:
+    """Every registered detector and whether its dependencies are installed (found, not imported)."""
     _load_entry_points()
     infos = []
     for name, e in _REGISTRY.items():
         reason = _missing(e.requires)
-        infos.append(DetectorInfo(name, e.description, e.extra, not reason, reason))
+        infos.append(DetectorInfo(name, e.description, e.extra, not reason, reason, _versions(e.distributions)))
     return infos
 
 
@@ -127,4 +152,11 @@ def create_detector(name: str, **options: Any) -> Detector:
     reason = _missing(e.requires)
     if reason:
         raise MissingDependencyError(f"detector {name!r}", e.extra or "cpu", reason)
-    return e.factory(**options)
+    try:
+        return e.factory(**options)
+    except ImportError as exc:  # installed but broken (a missing shared library, a partial install)
+        if exc.name is None or exc.name.partition(".")[0] not in e.requires:
+            raise
+        raise MissingDependencyError(
+            f"detector {name!r}", e.extra or "cpu", f"cannot import {exc.name} ({exc})"
+        ) from exc
