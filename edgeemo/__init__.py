@@ -1,36 +1,88 @@
-"""edgeemo: edge-optimised facial emotion recognition on onnxruntime."""
+"""edgeemo: edge-optimised facial emotion recognition on onnxruntime.
+
+The public names below are imported on first use, so that ``import edgeemo`` (and with it ``edgeemo --version``
+and ``--help``) loads neither onnxruntime, OpenCV nor numpy.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-try:
-    import onnxruntime as _ort  # noqa: F401
-except ImportError as _exc:  # pragma: no cover - exercised in a subprocess test
+if importlib.util.find_spec("onnxruntime") is None:
     raise ImportError(
         "edgeemo needs onnxruntime, which is not installed. Install one of the two alternative extras: "
         "pip install 'edgeemo[cpu]' (onnxruntime) or pip install 'edgeemo[gpu]' (onnxruntime-gpu, CUDA/TensorRT)"
-    ) from _exc
+    )
 
-from edgeemo.annotate import annotate
-from edgeemo.detectors import create_detector, list_detectors
-from edgeemo.errors import (
-    DecodeError,
-    DeviceError,
-    EdgeemoError,
-    InputError,
-    MissingDependencyError,
-    ModelError,
-)
-from edgeemo.io.images import read_image
-from edgeemo.model import EmotionModel
-from edgeemo.pipeline import Pipeline
-from edgeemo.results import Box, Face, FaceResult, FrameResult, Prediction
-from edgeemo.session import SessionOptions
-from edgeemo.spec import ModelSpec
-from edgeemo.video_session import VideoSession
+_EXPORTS: dict[str, str] = {
+    "annotate": "edgeemo.annotate",
+    "create_detector": "edgeemo.detectors",
+    "list_detectors": "edgeemo.detectors",
+    "DecodeError": "edgeemo.errors",
+    "DeviceError": "edgeemo.errors",
+    "EdgeemoError": "edgeemo.errors",
+    "InputError": "edgeemo.errors",
+    "MissingDependencyError": "edgeemo.errors",
+    "ModelError": "edgeemo.errors",
+    "read_image": "edgeemo.io.images",
+    "EmotionModel": "edgeemo.model",
+    "Pipeline": "edgeemo.pipeline",
+    "Box": "edgeemo.results",
+    "Face": "edgeemo.results",
+    "FaceResult": "edgeemo.results",
+    "FrameResult": "edgeemo.results",
+    "Prediction": "edgeemo.results",
+    "SessionOptions": "edgeemo.session",
+    "ModelSpec": "edgeemo.spec",
+    "VideoSession": "edgeemo.video_session",
+}
 
-load_model = EmotionModel.load
+if TYPE_CHECKING:
+    from edgeemo.annotate import annotate
+    from edgeemo.detectors import create_detector, list_detectors
+    from edgeemo.errors import DecodeError, DeviceError, EdgeemoError, InputError, MissingDependencyError, ModelError
+    from edgeemo.io.images import read_image
+    from edgeemo.model import EmotionModel
+    from edgeemo.pipeline import Pipeline
+    from edgeemo.results import Box, Face, FaceResult, FrameResult, Prediction
+    from edgeemo.session import SessionOptions
+    from edgeemo.spec import ModelSpec
+    from edgeemo.video_session import VideoSession
+
+    load_model = EmotionModel.load
+
+
+def __getattr__(name: str) -> Any:
+    if name == "load_model":
+        value: Any = __getattr__("EmotionModel").load
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        raise AttributeError(f"module 'edgeemo' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """Keeps ``edgeemo.annotate`` the function when its submodule of the same name is imported."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "Box",
