@@ -6,6 +6,7 @@ never loads TensorFlow.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -36,6 +37,17 @@ JsonOpt = Annotated[Path | None, typer.Option("--json-out", help="Also write the
 TrustOpt = Annotated[
     bool, typer.Option("--trust-lambda", help="Allow Keras Lambda layers (they run Python code on load).")
 ]
+
+
+def _require_export_extra(command: str, modules: tuple[str, ...]) -> None:
+    """Refuse before any work (and any traceback) when a module of the ``export`` extra is not installed."""
+    for mod in modules:
+        try:
+            found = importlib.util.find_spec(mod) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingDependencyError(f"edgeemo {command}", "export", f"{mod} is not installed")
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -108,6 +120,7 @@ def export_command(
     trust_lambda: TrustOpt = False,
 ) -> None:
     """Export a Keras HDF5 model to ONNX (FP32/FP16/INT8) with its facts embedded, then check parity."""
+    _require_export_extra("export", ("onnx",) if fuse else ("tensorflow", "tf_keras", "tf2onnx", "onnx", "h5py"))
     from export.keras_to_onnx import ExportOptions
     from export.parity import Thresholds
     from export.pipeline import export_fused, export_keras, parse_precisions
@@ -157,6 +170,7 @@ def parity_command(
     trust_lambda: TrustOpt = False,
 ) -> None:
     """Compare an exported model's ONNX variants with the original Keras model on a face set."""
+    _require_export_extra("parity", ("tensorflow", "tf_keras", "onnx", "h5py"))
     from edgeemo.assets import PRECISION_SUFFIX, resolve_model
     from export.parity import Thresholds, run_parity
 
