@@ -68,6 +68,36 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+_LABEL = {"tensorrt": "TensorRT", "cuda": "CUDA", "cpu": "the CPU"}
+_GET = {
+    "tensorrt": "install 'edgeemo[gpu]' (onnxruntime-gpu, in place of 'edgeemo[cpu]') and the TensorRT, CUDA and "
+    "cuDNN libraries, on a machine with an NVIDIA GPU",
+    "cuda": "install 'edgeemo[gpu]' (onnxruntime-gpu, in place of 'edgeemo[cpu]') and the CUDA and cuDNN "
+    "libraries, on a machine with an NVIDIA GPU",
+}
+
+
+def usable_providers(available: list[str]) -> list[str]:
+    """The providers edgeemo can run on among ``available`` (onnxruntime also lists Azure and others)."""
+    return [name for name in available if name in _PROVIDER.values()]
+
+
+def fallback_message(device: str, reason: str, runs_on: str | None) -> str:
+    """What a user reads when the device asked for is not the one used: what was asked, why it is not used,
+    what runs instead (``runs_on``, a key of the device chain; None: nothing) and how to get the asked one."""
+    asked = f"device {device!r} asked for {_LABEL[device]} ({_PROVIDER[device]}), but {reason}"
+    instead = f"; running on {_LABEL[runs_on]} instead" if runs_on else ""
+    how = f". For {_LABEL[device]}: {_GET[device]}" if device in _GET else ""
+    return asked + instead + how
+
+
+def _offers(available: list[str]) -> str:
+    labels = [_LABEL[dev].removeprefix("the ") for dev in _PROVIDER if _PROVIDER[dev] in available]
+    if not labels:
+        return "this onnxruntime build offers no provider edgeemo can use"
+    return f"this onnxruntime build offers {'only ' if len(labels) == 1 else ''}{' and '.join(labels)}"
+
+
 def resolve_providers(options: SessionOptions, available: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Return the provider list (name, provider options) to hand to onnxruntime.
 
@@ -76,28 +106,20 @@ def resolve_providers(options: SessionOptions, available: list[str] | None = Non
     if options.device not in _CHAIN:
         raise DeviceError(f"unknown device {options.device!r}; choose one of {', '.join(DEVICES)}")
     avail = available_providers() if available is None else available
-    chain = _CHAIN[options.device]
-    wanted = chain[0]
-    chosen: list[tuple[str, dict[str, Any]]] = []
-    for dev in chain:
-        name = _PROVIDER[dev]
-        if name not in avail:
-            if options.device != "auto" and dev == wanted:
-                msg = (
-                    f"device {options.device!r} asked for {name}, which this onnxruntime build lacks "
-                    f"(available: {', '.join(avail) or 'none'})"
-                )
-                if options.strict_device:
-                    raise DeviceError(msg + "; install 'edgeemo[gpu]' on a machine with CUDA")
-                key = (options.device, name)
-                if key not in _warned:
-                    _warned.add(key)
-                    log.warning("%s; falling back", msg)
-            continue
-        chosen.append((name, _provider_options(dev, options)))
-    if not chosen:
-        raise DeviceError(f"no usable onnxruntime provider among {avail}")
-    return chosen
+    chain = [dev for dev in _CHAIN[options.device] if _PROVIDER[dev] in avail]
+    wanted = _CHAIN[options.device][0]
+    if options.device != "auto" and (not chain or chain[0] != wanted):
+        fails = options.strict_device or not chain
+        msg = fallback_message(options.device, _offers(avail), None if fails else chain[0])
+        if fails:
+            raise DeviceError(msg)
+        key = (options.device, _PROVIDER[wanted])
+        if key not in _warned:
+            _warned.add(key)
+            log.warning("%s", msg)
+    if not chain:
+        raise DeviceError(f"{_offers(avail)} (it lists {', '.join(avail) or 'none'})")
+    return [(_PROVIDER[dev], _provider_options(dev, options)) for dev in chain]
 
 
 def _provider_options(dev: str, options: SessionOptions) -> dict[str, Any]:
@@ -221,8 +243,15 @@ def create_session(path: str | os.PathLike[str] | bytes, options: SessionOptions
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
         raise ModelError(f"{origin}: cannot load ONNX model ({_first_line(exc)})") from exc
     used = sess.get_providers()
-    if options.device != "auto" and options.strict_device and _PROVIDER[_CHAIN[options.device][0]] not in used:
-        raise DeviceError(f"{origin}: {options.device} was required but the session runs on {used}")
+    if options.device != "auto" and providers[0][0] not in used:
+        # The build offers the asked provider but onnxruntime could not start it and fell back on its own.
+        reason = "onnxruntime could not start it (no GPU, or its libraries are missing)"
+        if options.strict_device:
+            raise DeviceError(f"{origin}: {fallback_message(options.device, reason, None)}")
+        runs_on = next((dev for dev in _CHAIN[options.device] if _PROVIDER[dev] in used), None)
+        if (options.device, "start") not in _warned:
+            _warned.add((options.device, "start"))
+            log.warning("%s: %s", origin, fallback_message(options.device, reason, runs_on))
     log.debug("%s: session on %s", origin, used)
     return sess
 

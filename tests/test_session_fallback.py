@@ -1,0 +1,68 @@
+"""What a user reads when the device asked for is not available: asked, instead, how to get it (pure, no GPU)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from edgeemo import session
+from edgeemo.errors import DeviceError
+from edgeemo.session import SessionOptions, fallback_message, resolve_providers, usable_providers
+
+CPU_WITH_AZURE = ["AzureExecutionProvider", "CPUExecutionProvider"]  # what onnxruntime 1.2x lists on a CPU machine
+CUDA_ONLY = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+@pytest.fixture
+def log(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    monkeypatch.setattr(session, "_warned", set())  # each test sees its first warning
+    caplog.set_level(logging.WARNING, logger="edgeemo.session")
+    return caplog
+
+
+def test_cuda_without_gpu_says_asked_instead_and_how(log: pytest.LogCaptureFixture) -> None:
+    chosen = resolve_providers(SessionOptions(device="cuda"), CPU_WITH_AZURE)
+    assert [n for n, _ in chosen] == ["CPUExecutionProvider"]
+    (msg,) = log.messages
+    assert "device 'cuda' asked for CUDA" in msg
+    assert "running on the CPU instead" in msg
+    assert "'edgeemo[gpu]'" in msg and "NVIDIA GPU" in msg
+    assert "Azure" not in msg  # only providers edgeemo can run on are named
+    resolve_providers(SessionOptions(device="cuda"), CPU_WITH_AZURE)
+    assert len(log.messages) == 1  # once per process
+
+
+def test_tensorrt_missing_runs_on_cuda(log: pytest.LogCaptureFixture) -> None:
+    chosen = resolve_providers(SessionOptions(device="tensorrt"), CUDA_ONLY)
+    assert [n for n, _ in chosen] == CUDA_ONLY
+    (msg,) = log.messages
+    assert "asked for TensorRT" in msg and "offers CUDA and CPU" in msg and "running on CUDA instead" in msg
+
+
+def test_strict_device_fails_with_the_same_words_and_no_fallback(log: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(DeviceError) as err:
+        resolve_providers(SessionOptions(device="cuda", strict_device=True), CPU_WITH_AZURE)
+    text = str(err.value)
+    assert "asked for CUDA" in text and "offers only CPU" in text and "'edgeemo[gpu]'" in text
+    assert "instead" not in text and "Azure" not in text
+    assert log.messages == []
+
+
+def test_auto_and_cpu_never_warn(log: pytest.LogCaptureFixture) -> None:
+    resolve_providers(SessionOptions(device="auto"), CPU_WITH_AZURE)
+    resolve_providers(SessionOptions(device="cpu"), CPU_WITH_AZURE)
+    assert log.messages == []
+
+
+def test_no_usable_provider_is_an_error() -> None:
+    with pytest.raises(DeviceError, match="no provider edgeemo can use"):
+        resolve_providers(SessionOptions(device="auto"), ["AzureExecutionProvider"])
+
+
+def test_usable_providers_and_message_parts() -> None:
+    assert usable_providers(["AzureExecutionProvider", *CUDA_ONLY]) == CUDA_ONLY
+    msg = fallback_message("cuda", "the GPU is busy", "cpu")
+    assert msg.startswith("device 'cuda' asked for CUDA (CUDAExecutionProvider), but the GPU is busy")
+    assert "running on the CPU instead. For CUDA: install 'edgeemo[gpu]'" in msg
+    assert "instead" not in fallback_message("cuda", "x", None)
