@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from edgeemo.errors import DecodeError
+from edgeemo.io.containers import video_container
 
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MIN_SIDE = 8
@@ -102,6 +103,8 @@ def decode_image(
         raise DecodeError(f"{origin}: empty file (0 bytes)")
     header = sniff(data)
     if header is None:
+        if video := video_container(data):
+            raise DecodeError(f"{origin}: is a video ({video}), not an image; use `edgeemo video`")
         raise DecodeError(f"{origin}: not an image (content starts with {data[:12]!r}, no known image signature)")
     if header.width is not None and header.height is not None:
         _check_size(origin, header.width, header.height, max_pixels, min_side)
