@@ -35,7 +35,7 @@ from typing import IO, Any
 import numpy as np
 
 from edgeemo.errors import DecodeError, EdgeemoError, InputError
-from edgeemo.io.video import FrameReader, SourceInfo, VideoFrame, VideoWriter
+from edgeemo.io.video import DEFAULT_STREAM_TIMEOUT, FrameReader, SourceInfo, VideoFrame, VideoWriter
 from edgeemo.results import Face, FrameResult
 from edgeemo.session import usable_cores
 from edgeemo.timeline import Timeline
@@ -62,6 +62,7 @@ class VideoOptions:
     # detector is CPU-heavy) for a thread-safe detector, else 1 (detection still overlaps the rest).
     # 0: detect on the calling thread.
     detect_ahead: int | None = None
+    stream_timeout: float = DEFAULT_STREAM_TIMEOUT  # seconds a stream may send nothing before it has timed out
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
@@ -268,7 +269,12 @@ class VideoRun:
                 raise InputError(f"{p}: output folder {p.parent} does not exist")
         if (self.outputs.video is not None or show is not None) and annotate is None:
             raise InputError("an output video or live window needs an annotate function")
-        self.reader = FrameReader(source, queue_size=self.options.queue_size, live=self.options.live)
+        self.reader = FrameReader(
+            source,
+            queue_size=self.options.queue_size,
+            live=self.options.live,
+            stream_timeout=self.options.stream_timeout,
+        )
         self.info: SourceInfo = self.reader.info
         self.annotate = annotate
         self.show = show

@@ -17,6 +17,7 @@ from edgeemo.crops import DEFAULT_MARGIN
 from edgeemo.detectors import DEFAULT_DETECTOR
 from edgeemo.errors import InputError
 from edgeemo.io.images import DEFAULT_MAX_PIXELS
+from edgeemo.io.video import DEFAULT_STREAM_TIMEOUT
 from edgeemo.session import SessionOptions
 
 _RUNTIME = "Runtime"
@@ -140,6 +141,16 @@ MaxPixelsOpt = Annotated[
         rich_help_panel=_FACES,
     ),
 ]
+StreamTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--stream-timeout",
+        min=0.1,
+        help="Seconds a stream URL may send nothing (while opening, or between frames) before it counts as "
+        "timed out; raise it for slow networks.",
+        rich_help_panel="Video",
+    ),
+]
 
 DEFAULTS: dict[str, Any] = {
     "model": DEFAULT_MODEL,
@@ -150,6 +161,7 @@ DEFAULTS: dict[str, Any] = {
     "detector": DEFAULT_DETECTOR,
     "margin": float(DEFAULT_MARGIN),
     "max_pixels": DEFAULT_MAX_PIXELS,
+    "stream_timeout": DEFAULT_STREAM_TIMEOUT,
 }
 
 

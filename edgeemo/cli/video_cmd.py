@@ -33,6 +33,7 @@ from edgeemo.cli.options import (
     MarginRatioOpt,
     ModelOpt,
     PrecisionOpt,
+    StreamTimeoutOpt,
     StrictDeviceOpt,
     TrtCacheOpt,
     VaOpt,
@@ -192,6 +193,7 @@ def video_command(
             "--max-misses", min=0, help="A track ends after this many detections without it.", rich_help_panel=_VIDEO
         ),
     ] = 10,
+    stream_timeout: StreamTimeoutOpt = DEFAULTS["stream_timeout"],
     model: ModelOpt = DEFAULTS["model"],
     precision: PrecisionOpt = DEFAULTS["precision"],
     device: DeviceOpt = DEFAULTS["device"],
@@ -243,7 +245,11 @@ def video_command(
     if detector in SESSION_DETECTORS:
         kwargs["detector_options"].setdefault("session_options", kwargs["session_options"])
     options = VideoOptions(
-        detect_every=detect_every, smoothing=smoothing, max_misses=max_misses, detect_ahead=detect_ahead
+        detect_every=detect_every,
+        smoothing=smoothing,
+        max_misses=max_misses,
+        detect_ahead=detect_ahead,
+        stream_timeout=stream_timeout,
     )
     console = Console(stderr=True)
     with Pipeline(**kwargs) as pipe:

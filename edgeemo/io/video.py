@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 SourceKind = Literal["file", "camera", "stream"]
 _URL = re.compile(r"^(rtsp|rtsps|rtmp|rtmps|http|https|udp|tcp|srt)://", re.IGNORECASE)
 _CAMERA_FAILS = 30  # consecutive failed webcam reads (about a second) before it counts as unplugged
+DEFAULT_STREAM_TIMEOUT = 10.0  # seconds a stream may stay silent, while opening or between packets
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,19 @@ def parse_source(source: str | int | os.PathLike[str]) -> tuple[SourceKind, str 
     return "file", str(p)
 
 
+def timeout_message(source: str, seconds: float) -> str:
+    """The one wording of a stream that sent nothing in time."""
+    return (
+        f"{source}: timed out after {seconds:g} s: the stream sent no video (wrong address or path, or a slow "
+        "network: allow more time with --stream-timeout)"
+    )
+
+
+def _silent_for(started: float, seconds: float) -> bool:
+    # FFmpeg reports an interrupted RTSP open as "Invalid data", so the elapsed time is what tells a timeout.
+    return time.monotonic() - started >= 0.95 * seconds
+
+
 def pyav_available() -> bool:
     try:
         import av  # noqa: F401
@@ -114,16 +128,24 @@ def pyav_available() -> bool:
 class _PyAVDecoder:
     """Packet-level decoding with PyAV: corrupt packets are skipped and counted."""
 
-    def __init__(self, source: str, kind: SourceKind) -> None:
+    def __init__(self, source: str, kind: SourceKind, timeout: float = DEFAULT_STREAM_TIMEOUT) -> None:
         import av
 
         self._av = av
-        options = {"rtsp_transport": "tcp", "timeout": "10000000"} if kind == "stream" else {}
+        self.kind = kind
+        self.timeout = timeout
+        self.timed_out = False
+        live = kind == "stream"
+        started = time.monotonic()
         try:
-            self.container = av.open(source, options=options, timeout=15.0 if kind == "stream" else None)
+            self.container = av.open(
+                source, options={"rtsp_transport": "tcp"} if live else {}, timeout=(timeout, timeout) if live else None
+            )
         except av.error.FileNotFoundError as exc:
             raise InputError(f"{source}: video file not found") from exc
         except av.error.FFmpegError as exc:
+            if self._timed_out(exc, started):
+                raise InputError(timeout_message(source, timeout)) from exc
             raise DecodeError(f"{source}: cannot open as a video ({_av_reason(exc)})") from exc
         if not self.container.streams.video:
             self.container.close()
@@ -147,10 +169,15 @@ class _PyAVDecoder:
         if self.rotation % 180 == 90:
             self.width, self.height = self.height, self.width
 
+    def _timed_out(self, exc: BaseException, started: float) -> bool:
+        silent = isinstance(exc, self._av.error.ExitError) or _silent_for(started, self.timeout)
+        return self.kind == "stream" and silent
+
     def frames(self) -> Iterator[tuple[float | None, np.ndarray]]:
         av = self._av
         demux = self.container.demux(self.stream)
         while True:
+            started = time.monotonic()
             try:
                 packet = next(demux)
             except StopIteration:
@@ -158,6 +185,9 @@ class _PyAVDecoder:
             except av.error.EOFError:
                 return
             except av.error.FFmpegError as exc:
+                if self._timed_out(exc, started):
+                    self.timed_out = True
+                    return
                 # The container itself is broken past this point (e.g. a truncated file): end cleanly.
                 self.corrupt += 1
                 log.warning("%s: container unreadable past this point (%s); stopping", self.source, _av_reason(exc))
@@ -209,14 +239,24 @@ def _upright(image: np.ndarray, rotation: float) -> np.ndarray:
 class _OpenCVDecoder:
     """``cv2.VideoCapture`` for webcams, and for files/streams where PyAV is not installed."""
 
-    def __init__(self, source: str | int, kind: SourceKind) -> None:
+    def __init__(self, source: str | int, kind: SourceKind, timeout: float = DEFAULT_STREAM_TIMEOUT) -> None:
         self.kind = kind
         self.source = source
-        self.cap = cv2.VideoCapture(source)
+        self.timeout = timeout
+        self.timed_out = False
+        started = time.monotonic()
+        if kind == "stream":
+            ms = int(timeout * 1000)
+            limits = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+            self.cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, limits)
+        else:
+            self.cap = cv2.VideoCapture(source)
         if not self.cap.isOpened():
             self.cap.release()
             if kind == "camera":
                 raise InputError(f"camera {source}: cannot open (no such webcam, or it is in use)")
+            if kind == "stream" and _silent_for(started, timeout):
+                raise InputError(timeout_message(str(source), timeout))
             raise DecodeError(f"{source}: cannot open as a video (unsupported container or codec)")
         fourcc = int(self.cap.get(cv2.CAP_PROP_FOURCC))
         self.codec = "".join(chr((fourcc >> 8 * i) & 0xFF) for i in range(4)).strip("\0 ") or None
@@ -232,9 +272,11 @@ class _OpenCVDecoder:
     def frames(self) -> Iterator[tuple[float | None, np.ndarray]]:
         fails = 0
         while True:
+            started = time.monotonic()
             ok, image = self.cap.read()
             if not ok or image is None:
                 if self.kind != "camera":
+                    self.timed_out = self.kind == "stream" and _silent_for(started, self.timeout)
                     return
                 fails += 1
                 if fails >= _CAMERA_FAILS:
@@ -277,9 +319,12 @@ class FrameReader:
         queue_size: int = 8,
         live: bool | None = None,
         backend: Literal["auto", "pyav", "opencv"] = "auto",
+        stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
     ) -> None:
         if queue_size < 1:
             raise InputError(f"queue_size must be >= 1, got {queue_size}")
+        if not stream_timeout > 0:
+            raise InputError(f"stream_timeout must be > 0 seconds, got {stream_timeout}")
         kind, value = parse_source(source)
         use_pyav = kind != "camera" and backend != "opencv" and (backend == "pyav" or pyav_available())
         if backend == "pyav" and not pyav_available():
@@ -287,7 +332,7 @@ class FrameReader:
 
             raise MissingDependencyError("PyAV video decoding", "video")
         self._decoder: _PyAVDecoder | _OpenCVDecoder = (
-            _PyAVDecoder(str(value), kind) if use_pyav else _OpenCVDecoder(value, kind)
+            _PyAVDecoder(str(value), kind, stream_timeout) if use_pyav else _OpenCVDecoder(value, kind, stream_timeout)
         )
         d = self._decoder
         self.info = SourceInfo(
@@ -348,6 +393,9 @@ class FrameReader:
             elif isinstance(d, _OpenCVDecoder) and d.unplugged:
                 reason = "camera stopped delivering frames (unplugged?)"
                 log.warning("camera %s: %s", self.info.source, reason)
+            elif d.timed_out:
+                reason = f"stream timed out: no data for {d.timeout:g} s"
+                log.warning("%s: %s", self.info.source, reason)
         except BaseException as exc:  # handed to the consumer, which raises it in its own thread
             self._error = exc
             reason = f"decoder failed: {exc}"
