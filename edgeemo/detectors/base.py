@@ -14,12 +14,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, entry_points, version
-from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from edgeemo.errors import InputError, MissingDependencyError
-from edgeemo.results import Face
+
+if TYPE_CHECKING:  # listing detectors needs neither
+    import numpy as np
+
+    from edgeemo.results import Face
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "edgeemo.detectors"
