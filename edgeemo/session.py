@@ -85,7 +85,7 @@ def usable_providers(available: list[str]) -> list[str]:
 def fallback_message(device: str, reason: str, runs_on: str | None) -> str:
     """What a user reads when the device asked for is not the one used: what was asked, why it is not used,
     what runs instead (``runs_on``, a key of the device chain; None: nothing) and how to get the asked one."""
-    asked = f"device {device!r} asked for {_LABEL[device]} ({_PROVIDER[device]}), but {reason}"
+    asked = f"{_LABEL[device]} was asked for (device {device!r}, {_PROVIDER[device]}), but {reason}"
     instead = f"; running on {_LABEL[runs_on]} instead" if runs_on else ""
     how = f". For {_LABEL[device]}: {_GET[device]}" if device in _GET else ""
     return asked + instead + how
