@@ -97,6 +97,8 @@ def test_flag_followed_by_a_boolean_word_is_a_usage_error(tmp_path: Path) -> Non
     assert "true: no such file" not in r.stderr
     r, _ = edgeemo("image", "-r", "no", str(tmp_path))
     assert r.returncode == 2 and "-r" in r.stderr and "takes no value" in r.stderr
+    r, _ = edgeemo("image", "-r", "0", str(tmp_path))  # digits stay inputs: `video --show 0` is webcam 0
+    assert "takes no value" not in r.stderr and "0: no such file" in r.stderr
 
 
 def test_listing_detectors_imports_no_detector_dependency(tmp_path: Path) -> None:

@@ -51,7 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Benchmark classifiers, detectors and the pipeline; render or compare result files.",
     ),
 }
-_BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "t", "f"})
+# Words a user may write after a flag; digits are left out, since `video --show 0` means webcam 0.
+_BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off"})
 
 
 class _Listed(TyperCommand):
@@ -75,15 +76,11 @@ class _LazyGroup(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        loaded = dict(self.commands)
-        self.commands = {
-            name: loaded.get(name) or _Listed(name, help=summary, short_help=summary)
-            for name, (_, summary) in COMMANDS.items()
-        }
+        loaded = dict(self.commands)  # commands whose module is already imported (tests, library users)
+        self.commands = {name: loaded.pop(name, None) or _Listed(name) for name in COMMANDS}
         self.commands.update(loaded)
-        for name, cmd in self.commands.items():
-            if name in COMMANDS:
-                cmd.short_help = COMMANDS[name][1]
+        for name in COMMANDS:
+            self.commands[name].short_help = COMMANDS[name][1]
         self._listing = False
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
