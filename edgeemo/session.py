@@ -77,11 +77,6 @@ _GET = {
 }
 
 
-def usable_providers(available: list[str]) -> list[str]:
-    """The providers edgeemo can run on among ``available`` (onnxruntime also lists Azure and others)."""
-    return [name for name in available if name in _PROVIDER.values()]
-
-
 def fallback_message(device: str, reason: str, runs_on: str | None) -> str:
     """What a user reads when the device asked for is not the one used: what was asked, why it is not used,
     what runs instead (``runs_on``, a key of the device chain; None: nothing) and how to get the asked one."""
@@ -92,6 +87,7 @@ def fallback_message(device: str, reason: str, runs_on: str | None) -> str:
 
 
 def _offers(available: list[str]) -> str:
+    """The providers edgeemo can use among those onnxruntime lists (it also lists Azure and others), in words."""
     labels = [_LABEL[dev].removeprefix("the ") for dev in _PROVIDER if _PROVIDER[dev] in available]
     if not labels:
         return "this onnxruntime build offers no provider edgeemo can use"
