@@ -32,6 +32,7 @@ ALLOWED_BUILTIN_RAISES = {
     ("bench/stats.py", "ValueError"): "percentiles of no samples: misuse of a helper by the harness",
     ("bench/frames.py", "LookupError"): "benchmark harness internals: no frames to time, reported by the harness",
     ("__init__.py", "ImportError"): "import-time: onnxruntime missing, so the package itself cannot be imported",
+    ("__init__.py", "AttributeError"): "the package's lazy __getattr__: Python's protocol for an unknown name",
 }
 # Writers to the process's stdout outside the CLI: the benchmark worker's result protocol to its parent.
 ALLOWED_STDOUT = {"bench/worker.py"}
