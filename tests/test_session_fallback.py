@@ -66,3 +66,20 @@ def test_message_parts() -> None:
     assert msg.startswith("CUDA was asked for (device 'cuda', CUDAExecutionProvider), but the GPU is busy")
     assert "running on the CPU instead. For CUDA: install 'edgeemo[gpu]'" in msg
     assert "instead" not in fallback_message("cuda", "x", None)
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider:UserWarning")  # onnxruntime's own note
+def test_provider_listed_but_not_started_is_reported(
+    log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As with onnxruntime-gpu on a machine without a GPU: the build lists CUDA, the session runs on the CPU.
+    from edgeemo.assets import resolve_model
+
+    monkeypatch.setattr(session, "available_providers", lambda: CUDA_ONLY)
+    path = resolve_model("mini-xception")
+    sess = session.create_session(path, SessionOptions(device="cuda", intra_op_threads=1))
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    (msg,) = [m for m in log.messages if "could not start" in m]
+    assert "CUDA was asked for" in msg and "running on the CPU instead" in msg and "'edgeemo[gpu]'" in msg
+    with pytest.raises(DeviceError, match="could not start"):
+        session.create_session(path, SessionOptions(device="cuda", strict_device=True, intra_op_threads=1))
