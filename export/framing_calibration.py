@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "what": "where the detector's box sits in the model's 48x48 training crops (margins: fraction of the box)",
         "command": " ".join([COMMAND, *(argv if argv is not None else sys.argv[1:])]),
-        "data": str(args.data.resolve().relative_to(REPO.parent))
+        "data": "../" + args.data.resolve().relative_to(REPO.parent).as_posix()
         if args.data.resolve().is_relative_to(REPO.parent)
         else str(args.data),
         "faces": len(files),
