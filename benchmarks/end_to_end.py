@@ -160,13 +160,15 @@ def evaluate(samples: Sequence[Sample], model: EmotionModel, detector: Any, vari
         for k, p in zip(found, model.predict(crops) if crops else []):
             preds[k] = p.label
         entry = {"framing": asdict(framing), **score(labels, preds).to_dict()}
+        entry["accuracy_detected"] = round(entry["correct"] / len(found), 4) if found else None
         if len(samples) <= 50:
             entry["per_face"] = {s.name: p for s, p in zip(samples, preds)}
         result["framings"][name] = entry
     if all(s.crop is not None for s in samples):
         preds_all = [p.label for p in model.predict([s.crop for s in samples])]  # type: ignore[misc]
         result["crop_only"] = score(labels, preds_all).to_dict()
-        result["crop_only_detected"] = score([labels[k] for k in found], [preds_all[k] for k in found]).to_dict()
+        on_found = score([labels[k] for k in found], [preds_all[k] for k in found])
+        result["crop_only"]["accuracy_detected"] = round(on_found.accuracy, 4)
     return result
 
 
@@ -185,15 +187,18 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"## {name}: {res['faces']} faces, {res['detected']} detected",
             "",
-            "| framing | accuracy | " + " | ".join(classes) + " |",
-            "|---|---|" + "---|" * len(classes),
+            "| framing | accuracy | on detected faces | " + " | ".join(classes) + " |",
+            "|---|---|---|" + "---|" * len(classes),
         ]
         rows = list(res["framings"].items())
         if "crop_only" in res:
             rows.append(("crop only (the 48x48 crops, no detection)", res["crop_only"]))
         for label, e in rows:
             cells = [f"{e['per_class'][c]['correct']}/{e['per_class'][c]['n']}" for c in classes]
-            lines.append(f"| {label} | {e['accuracy']:.4f} ({e['correct']}/{e['n']}) | " + " | ".join(cells) + " |")
+            on = "-" if e.get("accuracy_detected") is None else f"{e['accuracy_detected']:.4f}"
+            lines.append(
+                f"| {label} | {e['accuracy']:.4f} ({e['correct']}/{e['n']}) | {on} | " + " | ".join(cells) + " |"
+            )
         first = next(iter(res["framings"].values()))
         if "per_face" in first:
             lines += ["", "| face | truth | " + " | ".join(f"F{k}" for k in range(len(rows))) + " |"]

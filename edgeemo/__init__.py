@@ -27,7 +27,7 @@ from edgeemo.model import EmotionModel
 from edgeemo.pipeline import Pipeline
 from edgeemo.results import Box, Face, FaceResult, FrameResult, Prediction
 from edgeemo.session import SessionOptions
-from edgeemo.spec import ModelSpec
+from edgeemo.spec import Framing, ModelSpec
 from edgeemo.video_session import VideoSession
 
 load_model = EmotionModel.load
@@ -41,6 +41,7 @@ __all__ = [
     "Face",
     "FaceResult",
     "FrameResult",
+    "Framing",
     "InputError",
     "MissingDependencyError",
     "ModelError",
