@@ -122,7 +122,7 @@ class Pipeline:
             self.detector = detector
         detector_name = getattr(self.detector, "name", None)
         self.framing: Framing = override or spec.framing_for(detector_name)
-        if override is None and self.framing.detector and self.framing.detector != detector_name:
+        if override is None and detector_name and self.framing.detector not in ("", detector_name):
             log.info("%s: framing measured on %s boxes, used for %s", spec.name, self.framing.detector, detector_name)
         log.debug("crop framing: %s", self.framing.describe())
 
