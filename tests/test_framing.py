@@ -114,9 +114,10 @@ def test_stamp_folder_updates_the_card(tmp_path: Path) -> None:
     card = json.loads((folder / "card.json").read_text())
     assert card["metadata"]["framing"] == [dataclasses.asdict(HOG)]
     assert card["framing"]["stamp_command"] == "python -m export.framing"
-    assert "Crop framing: l 0.08 r 0.08 t 0.16 b 0.02 of the box, square (dlib-hog boxes)" in (
-        folder / "README.md"
-    ).read_text()
+    assert (
+        "Crop framing: l 0.08 r 0.08 t 0.16 b 0.02 of the box, square (dlib-hog boxes)"
+        in (folder / "README.md").read_text()
+    )
     assert stamp_folder(folder, (HOG,)) == []
 
 
