@@ -20,9 +20,9 @@ from typing import Any
 import onnx
 
 from edgeemo.errors import EdgeemoError, ExportError, InputError
-from edgeemo.spec import THESIS_FRAMING, Framing
+from edgeemo.spec import METADATA_KEY, THESIS_FRAMING, Framing
 from export.card import CALIBRATION, CARD, README, file_table, framing_section, render_readme
-from export.onnx_meta import read_spec, write_spec
+from export.onnx_meta import read_spec
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,11 @@ def stamp_file(path: Path, framings: tuple[Framing, ...]) -> bool:
     spec = read_spec(model, str(path))
     if spec.framing == framings:
         return False
-    write_spec(model, replace(spec, framing=framings), str(path))
+    stamped = replace(spec, framing=framings)
+    stamped.validate(str(path))
+    # In place: the entry keeps its position, so files derived from this one (the AVX-512 copy) stay byte-equal
+    # to what the exporter would write from it.
+    next(p for p in model.metadata_props if p.key == METADATA_KEY).value = stamped.to_json()
     tmp = path.with_name(path.name + ".tmp")
     onnx.save(model, str(tmp))
     tmp.replace(path)
