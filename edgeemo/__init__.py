@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "FrameResult": "edgeemo.results",
     "Prediction": "edgeemo.results",
     "SessionOptions": "edgeemo.session",
+    "Framing": "edgeemo.spec",
     "ModelSpec": "edgeemo.spec",
     "VideoSession": "edgeemo.video_session",
 }
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from edgeemo.pipeline import Pipeline
     from edgeemo.results import Box, Face, FaceResult, FrameResult, Prediction
     from edgeemo.session import SessionOptions
-    from edgeemo.spec import ModelSpec
+    from edgeemo.spec import Framing, ModelSpec
     from edgeemo.video_session import VideoSession
 
     load_model = EmotionModel.load
@@ -93,6 +94,7 @@ __all__ = [
     "Face",
     "FaceResult",
     "FrameResult",
+    "Framing",
     "InputError",
     "MissingDependencyError",
     "ModelError",

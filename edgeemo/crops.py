@@ -1,11 +1,12 @@
-"""Face crops: margin, clipping and border replicate, for all faces of a frame at once.
+"""Face crops: framing, clipping and border replicate, for all faces of a frame at once.
 
-The thesis cut each face with a 30 px margin per side and filled the part outside the frame by replicating the
-border (``cv2.copyMakeBorder(..., cv2.BORDER_REPLICATE)``); this module does the same, or scales the margin
-with the box (``margin_ratio``). A box that cannot be cropped (non-finite, empty, or entirely outside the
-frame) is *reported* in :attr:`CropBatch.skipped` with its index; :attr:`CropBatch.kept` holds the index of
-the face each crop came from, so results are always attached to their own face. (The thesis zipped labels
-with all boxes instead of the valid ones: one skipped crop moved every later label onto the wrong face.)
+How much of the face and its surroundings a crop holds is a fact of the model (:class:`~edgeemo.spec.Framing` in its
+metadata: where its training faces sat around a detector's box); the thesis cut each face with a 30 px margin per
+side. The part of a crop outside the frame is filled by replicating the border (``cv2.copyMakeBorder(...,
+cv2.BORDER_REPLICATE)``), as the thesis did. A box that cannot be cropped (non-finite, empty, or entirely outside
+the frame) is *reported* in :attr:`CropBatch.skipped` with its index; :attr:`CropBatch.kept` holds the index of the
+face each crop came from, so results are always attached to their own face. (The thesis zipped labels with all boxes
+instead of the valid ones: one skipped crop moved every later label onto the wrong face.)
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import cv2
 import numpy as np
 
 from edgeemo.errors import InputError
-from edgeemo.results import Box
-
-DEFAULT_MARGIN = 30
+from edgeemo.results import Box, Face
+from edgeemo.spec import THESIS_FRAMING, Framing
 
 
 @dataclass(frozen=True)
@@ -35,32 +35,35 @@ class CropBatch:
         return len(self.crops)
 
 
-def check_margin(margin: float, margin_ratio: float | None) -> None:
-    """Refuse negative or non-finite margins (ValueError would reach users as a traceback, InputError does not)."""
-    if not math.isfinite(margin) or margin < 0:
-        raise InputError(f"margin must be a finite number of pixels >= 0, got {margin}")
-    if margin_ratio is not None and (not math.isfinite(margin_ratio) or margin_ratio < 0):
-        raise InputError(f"margin ratio must be a finite number >= 0, got {margin_ratio}")
+def framing_override(margin: float | None, margin_ratio: float | None) -> Framing | None:
+    """The user's framing from ``--margin`` (pixels) / ``--margin-ratio`` (which wins), or None for the model's.
 
-
-def expand_box(
-    box: Box, margin: float = DEFAULT_MARGIN, margin_ratio: float | None = None
-) -> tuple[int, int, int, int]:
-    """Integer crop rectangle ``(x1, y1, x2, y2)`` (``x2``/``y2`` exclusive) around ``box``; may leave the frame.
-
-    ``margin_ratio`` (fraction of the box's width for left/right and of its height for top/bottom) replaces the
-    fixed ``margin`` in pixels when given.
+    Negative or non-finite values are refused with :class:`InputError` (a ValueError would reach users as a
+    traceback).
     """
     if margin_ratio is not None:
-        mx, my = box.width * margin_ratio, box.height * margin_ratio
+        if not math.isfinite(margin_ratio) or margin_ratio < 0:
+            raise InputError(f"margin ratio must be a finite number >= 0, got {margin_ratio}")
+        return Framing.ratio(margin_ratio)
+    if margin is not None:
+        if not math.isfinite(margin) or margin < 0:
+            raise InputError(f"margin must be a finite number of pixels >= 0, got {margin}")
+        return Framing.pixels(margin)
+    return None
+
+
+def expand_box(box: Box, framing: Framing = THESIS_FRAMING) -> tuple[int, int, int, int]:
+    """Integer crop rectangle ``(x1, y1, x2, y2)`` (``x2``/``y2`` exclusive) around ``box``; may leave the frame."""
+    if framing.unit == "box":
+        sx, sy = box.width, box.height
     else:
-        mx = my = margin
-    return (
-        math.floor(box.x1 - mx),
-        math.floor(box.y1 - my),
-        math.ceil(box.x2 + mx),
-        math.ceil(box.y2 + my),
-    )
+        sx = sy = 1.0
+    x1, x2 = box.x1 - framing.left * sx, box.x2 + framing.right * sx
+    y1, y2 = box.y1 - framing.top * sy, box.y2 + framing.bottom * sy
+    if framing.square:
+        grow_x, grow_y = max(0.0, (y2 - y1) - (x2 - x1)) / 2, max(0.0, (x2 - x1) - (y2 - y1)) / 2
+        x1, x2, y1, y2 = x1 - grow_x, x2 + grow_x, y1 - grow_y, y2 + grow_y
+    return math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2)
 
 
 def degenerate_reason(box: Box, width: int, height: int) -> str | None:
@@ -75,11 +78,13 @@ def degenerate_reason(box: Box, width: int, height: int) -> str | None:
     return None
 
 
-def crop_box(
-    frame: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN, margin_ratio: float | None = None
-) -> np.ndarray:
-    """One crop with margin; the part outside the frame is filled by replicating the border.
+Eyes = tuple[tuple[float, float], tuple[float, float]]  # the subject's right eye, then left (image left, right)
 
+
+def crop_box(frame: np.ndarray, box: Box, framing: Framing = THESIS_FRAMING, eyes: Eyes | None = None) -> np.ndarray:
+    """One framed crop; the part outside the frame is filled by replicating the border.
+
+    With ``framing.align`` and ``eyes``, the crop is turned about the box's centre so the eyes are level.
     Returns a view of ``frame`` when the rectangle lies inside it (no copy), else a new array. Raises
     :class:`InputError` for a degenerate box.
     """
@@ -87,8 +92,16 @@ def crop_box(
     reason = degenerate_reason(box, w, h)
     if reason is not None:
         raise InputError(reason)
-    x1, y1, x2, y2 = expand_box(box, margin, margin_ratio)
+    x1, y1, x2, y2 = expand_box(box, framing)
+    if framing.align and eyes is not None:
+        (rx, ry), (lx, ly) = eyes
+        angle = math.degrees(math.atan2(ly - ry, lx - rx))
+        m = cv2.getRotationMatrix2D(((box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2), angle, 1.0)
+        m[:, 2] -= (x1, y1)
+        return cv2.warpAffine(frame, m, (x2 - x1, y2 - y1), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if cx2 <= cx1 or cy2 <= cy1:
+        raise InputError(f"the crop ({framing.describe()}) of box {box.to_dict()} lies outside the {w}x{h} frame")
     roi = frame[cy1:cy2, cx1:cx2]
     top, bottom, left, right = cy1 - y1, y2 - cy2, cx1 - x1, x2 - cx2
     if top or bottom or left or right:
@@ -99,19 +112,25 @@ def crop_box(
 def crop_faces(
     frame: np.ndarray,
     boxes: Sequence[Box],
-    margin: float = DEFAULT_MARGIN,
-    margin_ratio: float | None = None,
+    framing: Framing = THESIS_FRAMING,
+    eyes: Sequence[Eyes | None] | None = None,
 ) -> CropBatch:
     """Crops of all ``boxes``; degenerate boxes are skipped *and reported* with their index and reason."""
-    h, w = frame.shape[:2]
     crops: list[np.ndarray] = []
     kept: list[int] = []
     skipped: list[tuple[int, str]] = []
     for i, box in enumerate(boxes):
-        reason = degenerate_reason(box, w, h)
-        if reason is not None:
-            skipped.append((i, reason))
+        try:
+            crops.append(crop_box(frame, box, framing, None if eyes is None else eyes[i]))
+        except InputError as exc:
+            skipped.append((i, str(exc)))
             continue
-        crops.append(crop_box(frame, box, margin, margin_ratio))
         kept.append(i)
     return CropBatch(tuple(crops), tuple(kept), tuple(skipped))
+
+
+def face_eyes(face: Face) -> Eyes | None:
+    """The eyes of a detection whose landmarks start with them (BlazeFace, MediaPipe), else None."""
+    if face.landmarks is None or len(face.landmarks) < 2:
+        return None
+    return face.landmarks[0], face.landmarks[1]

@@ -1,5 +1,8 @@
 """The image pipeline: frame → detector → crops → one session call for all faces → :class:`FrameResult`.
 
+Crops are framed as the model's metadata says for the pipeline's detector (:meth:`ModelSpec.framing_for`),
+unless the caller gives ``framing``, ``margin_ratio`` or ``margin`` (in that order of precedence).
+
 Valence/arousal, in order of precedence per value:
 1. ``va_models``: separate regression models (heads named ``valence`` and/or ``arousal``) run on the same
    crops in the same frame step. A VA model whose input spec equals the classifier's reuses the classifier's
@@ -21,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from edgeemo.crops import DEFAULT_MARGIN, CropBatch, check_margin, crop_faces
+from edgeemo.crops import CropBatch, crop_faces, face_eyes, framing_override
 from edgeemo.detectors import DEFAULT_DETECTOR, Detector, create_detector
 from edgeemo.errors import EdgeemoError, InputError, ModelError
 from edgeemo.model import EmotionModel
 from edgeemo.results import Face, FaceResult, FrameResult, Prediction, VASource
 from edgeemo.session import SessionOptions
-from edgeemo.spec import EMOTION_HEAD, InputSpec
+from edgeemo.spec import EMOTION_HEAD, Framing, InputSpec
 from edgeemo.video_session import VideoSession
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,8 @@ class Pipeline:
 
     ``model`` is a model name, folder, ``.onnx`` path or a loaded :class:`EmotionModel`; ``detector`` a
     registered detector name, a detector object, or None for a pipeline that only classifies crops. A detector
-    built here from its name is closed by :meth:`close`; one passed in belongs to the caller.
+    built here from its name is closed by :meth:`close`; one passed in belongs to the caller. ``margin``
+    (pixels per side), ``margin_ratio`` (fraction of the box) or ``framing`` replace the model's framing.
     """
 
     def __init__(
@@ -88,14 +92,15 @@ class Pipeline:
         detector: str | Detector | None = DEFAULT_DETECTOR,
         detector_options: dict[str, Any] | None = None,
         session_options: SessionOptions | None = None,
-        margin: float = DEFAULT_MARGIN,
+        margin: float | None = None,
         margin_ratio: float | None = None,
         va_models: Sequence[str | os.PathLike[str]] = (),
         derive_va: bool = True,
+        framing: Framing | None = None,
     ) -> None:
-        check_margin(margin, margin_ratio)
-        self.margin = margin
-        self.margin_ratio = margin_ratio
+        if framing is not None and framing.problems():
+            raise InputError("; ".join(framing.problems()))
+        override = framing or framing_override(margin, margin_ratio)
         self.model = model if isinstance(model, EmotionModel) else EmotionModel.load(model, precision, session_options)
         spec = self.model.spec
         if EMOTION_HEAD not in spec.head_names:
@@ -115,6 +120,11 @@ class Pipeline:
             if detector_options:
                 raise InputError("detector_options apply only when the detector is given by name")
             self.detector = detector
+        detector_name = getattr(self.detector, "name", None)
+        self.framing: Framing = override or spec.framing_for(detector_name)
+        if override is None and detector_name and self.framing.detector not in ("", detector_name):
+            log.info("%s: framing measured on %s boxes, used for %s", spec.name, self.framing.detector, detector_name)
+        log.debug("crop framing: %s", self.framing.describe())
 
     def _load_va(self, path: str | os.PathLike[str], precision: str, options: SessionOptions | None) -> _VAModel:
         model = EmotionModel.load(path, precision, options)
@@ -160,8 +170,9 @@ class Pipeline:
         return self.detector.detect(_check_frame(frame))
 
     def crops(self, frame: np.ndarray, faces: Sequence[Face]) -> CropBatch:
-        """Crops of ``faces`` with this pipeline's margin (degenerate boxes reported in ``skipped``)."""
-        return crop_faces(_check_frame(frame), [f.box for f in faces], self.margin, self.margin_ratio)
+        """Crops of ``faces`` with this pipeline's framing (degenerate boxes reported in ``skipped``)."""
+        eyes = [face_eyes(f) for f in faces] if self.framing.align else None
+        return crop_faces(_check_frame(frame), [f.box for f in faces], self.framing, eyes)
 
     def run_image(
         self,

@@ -14,18 +14,25 @@ Schema (version 1)::
                 "normalisation": {"mode": "affine", "scale": 0.00784, "offset": -1.0},
                 "interpolation": "area"},
       "outputs": [{"name": "emotion", "onnx_name": "predictions", "kind": "probabilities"}],
+      "framing": [{"detector": "blazeface", "unit": "box", "left": 0.1, "right": 0.1, "top": 0.3,
+                   "bottom": 0.05, "square": true, "align": false, "basis": "framing.json"}],
       "source": {"file": "emotion_model.hdf5", "sha256": "...", "exporter": "edgeemo-export 0.1.0",
                  "precision": "fp32", "calibration": null}
     }
 
 ``normalisation.mode`` is ``in_graph`` (feed raw pixels in ``dtype``) or ``affine`` (feed
 ``pixel * scale + offset`` as float32).
+
+``framing`` (optional, added compatibly within schema 1) says how the model's training faces sat around a
+detector's box, one entry per detector it was calibrated for (``detector`` "" = any detector). A file without
+it is framed as the thesis framed its faces: :data:`THESIS_FRAMING`, 30 px per side.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from edgeemo.errors import ModelError
@@ -37,6 +44,7 @@ Layout = Literal["NHWC", "NCHW"]
 Colour = Literal["gray", "rgb", "bgr"]
 HeadKind = Literal["logits", "probabilities", "regression"]
 Precision = Literal["fp32", "fp16", "int8"]
+FramingUnit = Literal["box", "px"]
 
 LAYOUTS = ("NHWC", "NCHW")
 COLOURS = ("gray", "rgb", "bgr")
@@ -44,6 +52,7 @@ DTYPES = ("uint8", "float32")
 HEAD_KINDS = ("logits", "probabilities", "regression")
 PRECISIONS = ("fp32", "fp16", "int8")
 INTERPOLATIONS = ("area", "linear", "nearest", "cubic")
+FRAMING_UNITS = ("box", "px")
 EMOTION_HEAD = "emotion"
 
 
@@ -84,6 +93,62 @@ class HeadSpec:
 
 
 @dataclass(frozen=True)
+class Framing:
+    """Where a model's faces sat around a detector's box: the crop is the box grown per side by a margin.
+
+    ``unit`` ``box``: margins are fractions of the box's width (left/right) and height (top/bottom), negative
+    inside the box; ``px``: pixels (>= 0). ``square`` then grows the shorter side of the crop about its centre,
+    so the face keeps its proportions in a square input; ``align`` turns the crop so the eyes are level (needs a
+    detector with eye landmarks). ``detector`` names the detector whose boxes it was measured on ("" = any);
+    ``basis`` where the figures come from.
+    """
+
+    unit: FramingUnit = "px"
+    left: float = 30.0
+    right: float = 30.0
+    top: float = 30.0
+    bottom: float = 30.0
+    square: bool = False
+    align: bool = False
+    detector: str = ""
+    basis: str = ""
+
+    @classmethod
+    def pixels(cls, margin: float) -> Framing:
+        return cls("px", margin, margin, margin, margin)
+
+    @classmethod
+    def ratio(cls, ratio: float) -> Framing:
+        return cls("box", ratio, ratio, ratio, ratio)
+
+    def problems(self) -> list[str]:
+        sides = (self.left, self.right, self.top, self.bottom)
+        where = f"framing{f' for {self.detector}' if self.detector else ''}"
+        if self.unit not in FRAMING_UNITS:
+            return [f"{where}: unit {self.unit!r} not in {FRAMING_UNITS}"]
+        if not all(isinstance(m, (int, float)) and math.isfinite(m) for m in sides):
+            return [f"{where}: margins {sides} are not all finite numbers"]
+        if self.unit == "px" and min(sides) < 0:
+            return [f"{where}: pixel margins {sides} must be >= 0"]
+        if self.unit == "box" and (1 + self.left + self.right <= 0.05 or 1 + self.top + self.bottom <= 0.05):
+            return [f"{where}: margins {sides} leave (almost) nothing of the box"]
+        return []
+
+    def describe(self) -> str:
+        """One line for logs and cards, e.g. ``box l0.10 r0.10 t0.30 b0.05, square (blazeface)``."""
+        if self.unit == "px" and len({self.left, self.right, self.top, self.bottom}) == 1:
+            text = f"{self.left:g} px per side"
+        else:
+            unit = " px" if self.unit == "px" else " of the box"
+            text = f"l {self.left:g} r {self.right:g} t {self.top:g} b {self.bottom:g}{unit}"
+        flags = [f for f, on in (("square", self.square), ("eyes levelled", self.align)) if on]
+        return text + "".join(f", {f}" for f in flags) + (f" ({self.detector} boxes)" if self.detector else "")
+
+
+THESIS_FRAMING = Framing()  # the thesis's crops: 30 px per side, whatever the face's size
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     file: str = ""
     sha256: str = ""
@@ -99,6 +164,14 @@ class ModelSpec:
     outputs: tuple[HeadSpec, ...]
     classes: tuple[str, ...] = ()
     source: SourceSpec = field(default_factory=SourceSpec)
+    framing: tuple[Framing, ...] = ()
+
+    def framing_for(self, detector: str | None) -> Framing:
+        """The framing measured for ``detector``, else the one for any detector, else the first, else the thesis's."""
+        for f in self.framing:
+            if f.detector == (detector or ""):
+                return f
+        return next((f for f in self.framing if not f.detector), self.framing[0] if self.framing else THESIS_FRAMING)
 
     def head(self, name: str) -> HeadSpec:
         for h in self.outputs:
@@ -114,20 +187,14 @@ class ModelSpec:
         d = asdict(self)
         d["classes"] = list(self.classes)
         d["outputs"] = [asdict(h) for h in self.outputs]
+        d["framing"] = [asdict(f) for f in self.framing]
         return {"schema": SCHEMA_VERSION, **d}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def with_precision(self, precision: Precision, calibration: dict[str, Any] | None = None) -> ModelSpec:
-        src = SourceSpec(
-            file=self.source.file,
-            sha256=self.source.sha256,
-            exporter=self.source.exporter,
-            precision=precision,
-            calibration=calibration,
-        )
-        return ModelSpec(self.name, self.input, self.outputs, self.classes, src)
+        return replace(self, source=replace(self.source, precision=precision, calibration=calibration))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], origin: str = "model") -> ModelSpec:
@@ -142,6 +209,7 @@ class ModelSpec:
                 outputs=tuple(HeadSpec(**h) for h in d["outputs"]),
                 classes=tuple(d.get("classes", ())),
                 source=SourceSpec(**d.get("source", {})),
+                framing=tuple(Framing(**f) for f in d.get("framing", ())),
             )
         except ModelError:
             raise
@@ -195,6 +263,11 @@ class ModelSpec:
             problems.append("an emotion head needs at least two class names")
         if len(set(self.classes)) != len(self.classes):
             problems.append(f"duplicate class names {list(self.classes)}")
+        for f in self.framing:
+            problems += f.problems()
+        framed = [f.detector for f in self.framing]
+        if len(set(framed)) != len(framed):
+            problems.append(f"more than one framing for one detector {framed}")
         if self.source.precision not in PRECISIONS:
             problems.append(f"precision {self.source.precision!r} not in {PRECISIONS}")
         if problems:

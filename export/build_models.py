@@ -16,6 +16,7 @@ from pathlib import Path
 from edgeemo.errors import EdgeemoError
 from export.card import CardFacts
 from export.faceset import FaceSet, load_face_set, registry_faces
+from export.framing import shipped_framing
 from export.keras_to_onnx import ExportOptions
 from export.pipeline import ExportResult, export_fused, export_keras
 from export.thesis_arch import THESIS_CLASSES, save_thesis_model, thesis_head
@@ -68,7 +69,12 @@ THESIS_PROVENANCE = (
 def build_mini_xception(faces: FaceSet, int8: bool) -> ExportResult:
     folder = MODELS / "mini-xception"
     options = ExportOptions(
-        name="mini-xception", classes=FER_CLASSES, scale=2.0 / 255.0, offset=-1.0, interpolation="linear"
+        name="mini-xception",
+        classes=FER_CLASSES,
+        scale=2.0 / 255.0,
+        offset=-1.0,
+        interpolation="linear",
+        framing=shipped_framing("mini-xception"),
     )
     card = CardFacts(
         description="mini-Xception facial expression classifier trained on FER2013 (7 classes), 64x64 gray input.",
@@ -95,7 +101,11 @@ def build_thesis(faces: FaceSet) -> list[ExportResult]:
         h5 = save_thesis_model(head, folder)
         spec = thesis_head(head)
         options = ExportOptions(
-            name=name, classes=THESIS_CLASSES if head == "emotion" else (), heads=(head,), interpolation="linear"
+            name=name,
+            classes=THESIS_CLASSES if head == "emotion" else (),
+            heads=(head,),
+            interpolation="linear",
+            framing=shipped_framing(name),
         )
         what = "9-class emotion classifier (logits)" if head == "emotion" else f"{head} regressor (one linear value)"
         card = CardFacts(

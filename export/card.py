@@ -7,18 +7,20 @@ and the parity figures measured at export time (and the INT8 study, where ``int8
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeemo.assets import PRECISION_SUFFIX
-from edgeemo.spec import ModelSpec
+from edgeemo.spec import THESIS_FRAMING, Framing, ModelSpec
 from export.keras_io import sha256_file
 from export.parity import ParityReport
 
 CARD = "card.json"
 README = "README.md"
 INT8_STUDY = "int8_study.json"
+CALIBRATION = "framing.json"  # a framing calibration report in a model folder (export/framing_calibration.py)
+STAMP_COMMAND = "python -m export.framing"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,18 @@ def file_table(folder: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+def framing_section(folder: Path, framings: tuple[Framing, ...]) -> dict[str, Any]:
+    """The card's framing: what the metadata says, and the calibration report it was measured in (if any)."""
+    report = folder / CALIBRATION
+    command = json.loads(report.read_text(encoding="utf-8")).get("command") if report.is_file() else None
+    return {
+        "framings": [asdict(f) for f in framings],
+        "calibration": CALIBRATION if report.is_file() else None,
+        "calibration_command": command,
+        "stamp_command": STAMP_COMMAND,
+    }
+
+
 def write_card(
     folder: Path,
     spec: ModelSpec,
@@ -57,6 +71,7 @@ def write_card(
         "provenance": facts.provenance,
         "notes": list(facts.notes),
         "metadata": spec.to_dict(),
+        "framing": framing_section(folder, spec.framing),
         "files": file_table(folder),
         "parity": parity.to_dict() if parity else None,
         "int8": None,
@@ -90,6 +105,17 @@ def render_readme(card: dict[str, Any]) -> str:
     ]
     if meta["classes"]:
         lines.append("- Classes: " + ", ".join(meta["classes"]))
+    framings = [Framing(**f) for f in meta.get("framing", [])]
+    lines.append(
+        "- Crop framing: "
+        + ("; ".join(f.describe() for f in framings) if framings else f"none stored ({THESIS_FRAMING.describe()})")
+    )
+    section = card.get("framing") or {}
+    if section.get("calibration"):
+        lines.append(
+            f"  - measured on the training faces: `{section['calibration']}` (`{section['calibration_command']}`); "
+            f"stamped by `{section['stamp_command']}`"
+        )
     lines += [f"- Note: {n}" for n in card["notes"]]
     p = card["parity"]
     if p:

@@ -52,7 +52,10 @@ class FuseResult:
 
 def _input_mismatch(a: ModelSpec, b: ModelSpec) -> list[str]:
     da, db = asdict(a.input), asdict(b.input)
-    return [f"{k}: {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k]]
+    diff = [f"{k}: {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k]]
+    if a.framing != b.framing:  # one crop feeds every head
+        diff.append(f"framing: {[f.describe() for f in a.framing]} vs {[f.describe() for f in b.framing]}")
+    return diff
 
 
 def _rename_graph(graph: onnx.GraphProto, mapping: dict[str, str], prefix: str, origin: Path) -> None:
@@ -144,6 +147,7 @@ def fuse_models(paths: Sequence[Path], out_path: Path, name: str) -> FuseResult:
             exporter=f"{EXPORTER} fuse",
             precision="fp32",
         ),
+        framing=specs[0].framing,
     )
     fused.doc_string = f"{name}: fused by {EXPORTER} from {', '.join(part.onnx_file for part in parts)}"
     write_spec(fused, spec, str(out_path))

@@ -21,6 +21,7 @@ from edgeemo.spec import (
     EMOTION_HEAD,
     HEAD_KINDS,
     INTERPOLATIONS,
+    Framing,
     HeadSpec,
     InputSpec,
     ModelSpec,
@@ -58,6 +59,7 @@ class ExportOptions:
     interpolation: str = "linear"
     opset: int = DEFAULT_OPSET
     trust_lambda: bool = False
+    framing: tuple[Framing, ...] = ()  # how the training faces sat around a detector's box; () = unknown
 
 
 def _fail(info: H5Info, msg: str) -> ExportError:
@@ -215,6 +217,7 @@ def describe_keras(model: Any, info: H5Info, options: ExportOptions, exporter: s
         outputs=heads,
         classes=classes,
         source=SourceSpec(file=info.path.name, sha256=info.sha256, exporter=exporter, precision="fp32"),
+        framing=tuple(options.framing),
     )
     try:
         spec.validate(str(info.path))

@@ -18,6 +18,7 @@ pytest.importorskip("tf2onnx")
 
 from export.card import CARD
 from export.faceset import load_face_set, registry_faces
+from export.framing import parse_framing
 from export.fuse import fuse_models
 from export.keras_to_onnx import ExportOptions
 from export.parity import Thresholds, run_parity
@@ -27,7 +28,8 @@ from export.thesis_arch import THESIS_CLASSES
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 FER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-MX_OPTIONS = ExportOptions(name="mx", classes=FER, scale=2.0 / 255.0, offset=-1.0)
+MX_FRAMING = parse_framing("box:0.066,0.073,0.125,0.033,square@blazeface")
+MX_OPTIONS = ExportOptions(name="mx", classes=FER, scale=2.0 / 255.0, offset=-1.0, framing=MX_FRAMING)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +69,8 @@ def test_mini_xception_round_trip(mx):
     assert [(h.name, h.kind) for h in spec.outputs] == [("emotion", "probabilities")]
     assert spec.source.file == "emotion_model.hdf5" and len(spec.source.sha256) == 64
     assert edgeemo.load_model(mx.files["fp16"]).spec.source.precision == "fp16"
+    # --framing travels into every variant's metadata
+    assert {edgeemo.load_model(p).spec.framing for p in mx.files.values()} == {MX_FRAMING}
     assert mx.parity is not None and mx.parity.passed, mx.parity.to_dict()
     assert [(v.precision, Path(v.path).name) for v in mx.parity.variants] == [
         ("fp32", "model.onnx"),

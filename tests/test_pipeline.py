@@ -17,6 +17,7 @@ from edgeemo.annotate import annotate
 from edgeemo.crops import crop_box, crop_faces, expand_box
 from edgeemo.errors import EdgeemoError, InputError, ModelError
 from edgeemo.results import Box, Face, FrameResult
+from edgeemo.spec import Framing
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +51,7 @@ def crops_only() -> Pipeline:
 
 def test_margin_inside_frame_is_a_view(astronaut_bgr: np.ndarray) -> None:
     box = Box(180, 80, 270, 170)
-    crop = crop_box(astronaut_bgr, box, margin=30)
+    crop = crop_box(astronaut_bgr, box, Framing.pixels(30))
     assert crop.shape == (150, 150, 3)
     assert np.shares_memory(crop, astronaut_bgr)
     assert np.array_equal(crop, astronaut_bgr[50:200, 150:300])
@@ -58,7 +59,7 @@ def test_margin_inside_frame_is_a_view(astronaut_bgr: np.ndarray) -> None:
 
 def test_margin_outside_frame_replicates_the_border(astronaut_bgr: np.ndarray) -> None:
     box = Box(5, 10, 60, 70)  # near the top-left corner: 25 px and 20 px fall outside
-    crop = crop_box(astronaut_bgr, box, margin=30)
+    crop = crop_box(astronaut_bgr, box, Framing.pixels(30))
     padded = cv2.copyMakeBorder(astronaut_bgr, 30, 30, 30, 30, cv2.BORDER_REPLICATE)  # (x, y) → (x + 30, y + 30)
     ref = padded[10:130, 5:120]  # rows -20..100, columns -25..90 of the frame
     assert crop.shape == (120, 115, 3)
@@ -66,8 +67,34 @@ def test_margin_outside_frame_replicates_the_border(astronaut_bgr: np.ndarray) -
 
 
 def test_margin_ratio_scales_with_the_box() -> None:
-    assert expand_box(Box(100, 100, 200, 150), margin_ratio=0.2) == (80, 90, 220, 160)
-    assert expand_box(Box(100.4, 100.6, 200.2, 150.0), margin=30) == (70, 70, 231, 180)
+    assert expand_box(Box(100, 100, 200, 150), Framing.ratio(0.2)) == (80, 90, 220, 160)
+    assert expand_box(Box(100.4, 100.6, 200.2, 150.0), Framing.pixels(30)) == (70, 70, 231, 180)
+
+
+def test_framing_per_side_square_and_inside_the_box() -> None:
+    box = Box(100, 100, 200, 150)  # 100 x 50
+    assert expand_box(box, Framing("box", 0.1, 0.2, 0.4, 0.2)) == (90, 80, 220, 160)
+    # square: the 130 x 80 rectangle grows 25 px up and down about its centre
+    assert expand_box(box, Framing("box", 0.1, 0.2, 0.4, 0.2, square=True)) == (90, 55, 220, 185)
+    assert expand_box(box, Framing("box", -0.1, -0.1, -0.2, 0.0)) == (110, 110, 190, 150)
+
+
+def test_levelled_eyes_turn_the_crop(astronaut_bgr: np.ndarray) -> None:
+    """A frame turned by 20 degrees, cropped with the eyes levelled, matches the upright crop (inside the face)."""
+    box = Box(180, 80, 270, 170)
+    centre = (225.0, 125.0)
+    upright = crop_box(astronaut_bgr, box, Framing.ratio(0.1))
+    m = cv2.getRotationMatrix2D(centre, 20, 1.0)  # turns the image 20 degrees counter-clockwise
+    turned = cv2.warpAffine(astronaut_bgr, m, (512, 512), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    eyes_upright = np.array([[205.0, 115.0, 1.0], [245.0, 115.0, 1.0]])
+    right_eye, left_eye = (tuple(m @ e) for e in eyes_upright)
+    level = crop_box(turned, box, Framing("box", 0.1, 0.1, 0.1, 0.1, align=True), (right_eye, left_eye))
+    plain = crop_box(turned, box, Framing.ratio(0.1))
+    assert level.shape == upright.shape
+    inner = (slice(20, -20), slice(20, -20))
+    err_level = np.abs(level[inner].astype(int) - upright[inner]).mean()
+    err_plain = np.abs(plain[inner].astype(int) - upright[inner]).mean()
+    assert err_level < 6 and err_plain > 3 * err_level
 
 
 def test_degenerate_boxes_are_reported_not_dropped(astronaut_bgr: np.ndarray) -> None:
@@ -79,6 +106,8 @@ def test_degenerate_boxes_are_reported_not_dropped(astronaut_bgr: np.ndarray) ->
     assert "empty" in reasons[1] and "outside the 512x512 frame" in reasons[2] and "non-finite" in reasons[3]
     with pytest.raises(InputError, match="margin"):
         Pipeline(detector=None, margin=-1)
+    with pytest.raises(InputError, match="nothing of the box"):
+        Pipeline(detector=None, framing=Framing("box", -0.6, -0.6, 0, 0))
 
 
 def _two_face_frame(crops_only: Pipeline) -> tuple[np.ndarray, Box, Box]:
@@ -97,8 +126,8 @@ def _two_face_frame(crops_only: Pipeline) -> tuple[np.ndarray, Box, Box]:
 def test_results_stay_attached_to_their_own_faces(crops_only: Pipeline) -> None:
     """The thesis bug: zipping labels with *all* boxes moved labels after a skipped crop onto the wrong face."""
     frame, box_a, box_b = _two_face_frame(crops_only)
-    alone_a = crops_only.classify_crops([crop_box(frame, box_a, margin=0)])[0]
-    alone_b = crops_only.classify_crops([crop_box(frame, box_b, margin=0)])[0]
+    alone_a = crops_only.classify_crops([crop_box(frame, box_a, Framing.pixels(0))])[0]
+    alone_b = crops_only.classify_crops([crop_box(frame, box_b, Framing.pixels(0))])[0]
     assert alone_a.label != alone_b.label  # otherwise the test could not see a shift
 
     face_a, bad, face_b = Face(box_a, 0.9), Face(Box(5, 5, 5, 5), 0.8), Face(box_b, 0.7)

@@ -107,6 +107,15 @@ def export_command(
     interpolation: Annotated[
         str, typer.Option("--interpolation", help="Resize interpolation: linear, area, nearest, cubic.")
     ] = "linear",
+    framing: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--framing",
+            help="How the training faces sat around a detector's box (repeatable, one per detector): 30px, 0.1 "
+            "(fraction of the box per side), box:L,R,T,B[,square][,align][@DETECTOR], or a calibration JSON "
+            "(export/framing_calibration.py). Default: none stored (the runtime then uses 30 px).",
+        ),
+    ] = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (13 or newer).")] = 17,
     precision: Annotated[str, typer.Option("--precision", help="Any of fp32,fp16,int8.")] = "fp32,fp16",
     calibration: Annotated[
@@ -121,6 +130,7 @@ def export_command(
 ) -> None:
     """Export a Keras HDF5 model to ONNX (FP32/FP16/INT8) with its facts embedded, then check parity."""
     _require_export_extra("export", ("onnx",) if fuse else ("tensorflow", "tf_keras", "tf2onnx", "onnx", "h5py"))
+    from export.framing import parse_framing
     from export.keras_to_onnx import ExportOptions
     from export.parity import Thresholds
     from export.pipeline import export_fused, export_keras, parse_precisions
@@ -131,6 +141,8 @@ def export_command(
     if fuse:
         if len(sources) < 2:
             raise InputError("--fuse needs at least two exported models (folders or .onnx files)")
+        if framing:
+            raise InputError("--framing applies to a Keras export; a fused model keeps its parts' framing")
         result = export_fused(sources, out, name or out.name, precisions, calibration, face_set, thresholds)
     else:
         if len(sources) != 1:
@@ -147,6 +159,7 @@ def export_command(
             interpolation=interpolation,
             opset=opset,
             trust_lambda=trust_lambda,
+            framing=tuple(f for text in framing or () for f in parse_framing(text)),
         )
         result = export_keras(sources[0], out, options, precisions, calibration, face_set, thresholds)
     for prec, path in result.files.items():

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 import typer
 
 from edgeemo.assets import DEFAULT_MODEL
-from edgeemo.crops import DEFAULT_MARGIN
 from edgeemo.detectors import DEFAULT_DETECTOR
 from edgeemo.errors import InputError
 from edgeemo.io.images import DEFAULT_MAX_PIXELS
@@ -118,9 +117,13 @@ DetectorOptionOpt = Annotated[
     ),
 ]
 MarginOpt = Annotated[
-    float,
+    float | None,
     typer.Option(
-        "--margin", min=0, help="Crop margin per side in pixels (the thesis used 30).", rich_help_panel=_FACES
+        "--margin",
+        min=0,
+        help="Crop margin per side in pixels, replacing the model's framing (default: the framing in the model's "
+        "metadata; 30 px, the thesis's, for models without one).",
+        rich_help_panel=_FACES,
     ),
 ]
 MarginRatioOpt = Annotated[
@@ -128,7 +131,7 @@ MarginRatioOpt = Annotated[
     typer.Option(
         "--margin-ratio",
         min=0,
-        help="Crop margin as a fraction of the box size (replaces --margin).",
+        help="Crop margin per side as a fraction of the box size, replacing the model's framing (and --margin).",
         rich_help_panel=_FACES,
     ),
 ]
@@ -159,7 +162,7 @@ DEFAULTS: dict[str, Any] = {
     "graph_opt": "all",
     "cpu_layout": "auto",
     "detector": DEFAULT_DETECTOR,
-    "margin": float(DEFAULT_MARGIN),
+    "margin": None,  # the model's framing
     "max_pixels": DEFAULT_MAX_PIXELS,
     "stream_timeout": DEFAULT_STREAM_TIMEOUT,
 }
@@ -216,7 +219,7 @@ def pipeline_kwargs(
     batch_slice: int | None,
     detector: str | None,
     detector_option: list[str] | None,
-    margin: float,
+    margin: float | None,
     margin_ratio: float | None,
     va: list[Path] | None,
     derive_va: bool,
