@@ -1,8 +1,11 @@
 """Robust image decoding: by content, never by extension, with one clear :class:`DecodeError` per problem.
 
-The file is read once; its header is sniffed to name the format, to refuse truncated files and to refuse
-images above a pixel limit *before* their pixels are decoded (a 20000x20000 PNG is a few hundred bytes on disk
-but 1.2 GB in memory). Whatever the source (gray, gray+alpha, RGBA, palette, 16-bit, float), the result is a
+Only regular files are read (a FIFO, device or socket, also behind a symlink, is refused without blocking),
+at most a bounded number of bytes. The file is read once; its header is sniffed to name the format, to refuse
+truncated files and to refuse images above a pixel limit *before* their pixels are decoded (a 20000x20000 PNG is
+a few hundred bytes on disk but 1.2 GB in memory). Every format OpenCV would decode has its size parsed from its
+header the way its decoder reads it; a file whose header does not state a size (or states it twice) is refused,
+never decoded unchecked. Whatever the source (gray, gray+alpha, RGBA, palette, 16-bit, float), the result is a
 contiguous BGR uint8 array with the EXIF orientation applied.
 
 Conversions, documented because they change pixels:
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +33,18 @@ from edgeemo.errors import DecodeError
 
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MIN_SIDE = 8
+# No image within the pixel limit needs more file bytes than this per pixel (uncompressed 16-bit RGBA is 8).
+BYTES_PER_PIXEL_CAP = 8
+HEADER_ROOM = 1 << 20
+MAX_JP2_TILES = 4096  # OpenJPEG allocates a structure per tile up front: 1x1 tiles are a bomb of their own
 IMAGE_SUFFIXES = frozenset(
     {
         ".jpg",
         ".jpeg",
         ".jpe",
+        ".jfif",
+        ".pjpeg",
+        ".pjp",
         ".png",
         ".bmp",
         ".dib",
@@ -53,6 +64,10 @@ IMAGE_SUFFIXES = frozenset(
         ".sr",
     }
 )
+# Image formats OpenCV cannot decode: listed from folders so that they are reported, not silently skipped.
+UNSUPPORTED_SUFFIXES = frozenset(
+    {".heic", ".heif", ".hif", ".jxl", ".exr", ".psd", ".svg", ".ico", ".dng", ".cr2", ".cr3", ".nef", ".arw"}
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,7 @@ class ImageHeader:
     width: int | None = None
     height: int | None = None
     alpha: bool = False
+    problem: str = ""  # why the header cannot be trusted (e.g. its size stated twice), when it cannot
 
 
 def is_image_name(name: str) -> bool:
@@ -71,23 +87,90 @@ def is_image_name(name: str) -> bool:
     return dot > 0 and name[dot:].lower() in IMAGE_SUFFIXES
 
 
+def _listed_name(name: str) -> bool:
+    """Image names, and names of image formats that cannot be decoded (listed so that they are reported)."""
+    dot = name.rfind(".")
+    return dot > 0 and (name[dot:].lower() in IMAGE_SUFFIXES or name[dot:].lower() in UNSUPPORTED_SUFFIXES)
+
+
+def max_file_bytes(max_pixels: int | None) -> int | None:
+    """The read limit that goes with a pixel limit (None: no limit)."""
+    return None if max_pixels is None else BYTES_PER_PIXEL_CAP * max_pixels + HEADER_ROOM
+
+
 def read_image(
     path: str | os.PathLike[str],
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     min_side: int = DEFAULT_MIN_SIDE,
+    max_bytes: int | None = None,
 ) -> np.ndarray:
-    """Read an image file as BGR uint8; raises :class:`DecodeError` naming the file and the problem."""
+    """Read an image file as BGR uint8; raises :class:`DecodeError` naming the file and the problem.
+
+    ``max_bytes`` bounds the bytes read (default: :func:`max_file_bytes` of ``max_pixels``).
+    """
     p = Path(path)
+    limit = max_file_bytes(max_pixels) if max_bytes is None else max_bytes
+    return decode_image(read_regular_file(p, limit), str(p), max_pixels=max_pixels, min_side=min_side)
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _not_regular(p: Path, mode: int) -> DecodeError:
+    if stat.S_ISDIR(mode):
+        return DecodeError(f"{p}: is a folder, not an image file")
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return DecodeError(f"{p}: is {kind}, not a regular file; only regular files are read as images")
+
+
+def read_regular_file(p: Path, max_bytes: int | None) -> bytes:
+    """The bytes of a regular file (symlinks followed), at most ``max_bytes``; anything else is a DecodeError.
+
+    The type is checked before opening (opening some devices has effects) and again on the open descriptor,
+    which is opened non-blocking so that a FIFO swapped in between cannot hang the read.
+    """
     try:
-        data = p.read_bytes()
-    except IsADirectoryError:
-        raise DecodeError(f"{p}: is a folder, not an image file") from None
+        st = os.stat(p)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(p, st.st_mode)
+        _check_bytes(p, st.st_size, max_bytes)
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise DecodeError(f"{p}: no such file") from None
     except OSError as exc:
         raise DecodeError(f"{p}: cannot read ({exc.strerror or exc})") from exc
-    return decode_image(data, str(p), max_pixels=max_pixels, min_side=min_side)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(p, st.st_mode)
+        chunks: list[bytes] = []
+        got = 0
+        while max_bytes is None or got <= max_bytes:  # a file that grows while it is read stops past the limit
+            chunk = os.read(fd, 1 << 24 if max_bytes is None else min(1 << 24, max_bytes + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except OSError as exc:
+        raise DecodeError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+    _check_bytes(p, got, max_bytes)
+    return b"".join(chunks)
+
+
+def _check_bytes(p: Path, size: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise DecodeError(
+            f"{p}: file is larger than the read limit of {max_bytes / 2**20:.0f} MiB "
+            "(8 bytes per pixel of the pixel limit; raise max_pixels / --max-pixels to read it)"
+        )
 
 
 def decode_image(
@@ -103,8 +186,16 @@ def decode_image(
     header = sniff(data)
     if header is None:
         raise DecodeError(f"{origin}: not an image (content starts with {data[:12]!r}, no known image signature)")
-    if header.width is not None and header.height is not None:
-        _check_size(origin, header.width, header.height, max_pixels, min_side)
+    if header.format in UNSUPPORTED_FORMATS:
+        raise DecodeError(f"{origin}: {header.format} images are not supported; convert it to JPEG or PNG")
+    if header.problem:
+        raise DecodeError(f"{origin}: {header.format} {header.problem}; refused before decoding")
+    if header.width is None or header.height is None:
+        raise DecodeError(
+            f"{origin}: {header.format} header does not state the image size where its decoder reads it "
+            "(corrupt, or an unusual layout); refused before decoding"
+        )
+    _check_size(origin, header.width, header.height, max_pixels, min_side)
     _check_complete(data, header, origin)
     flags = cv2.IMREAD_UNCHANGED if header.alpha else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
     try:
@@ -182,39 +273,58 @@ def _check_complete(data: bytes, header: ImageHeader, origin: str) -> None:
         raise DecodeError(f"{origin}: truncated PNG (no IEND chunk at the end)")
 
 
+UNSUPPORTED_FORMATS = frozenset({"HEIF/HEIC", "JPEG XL", "OpenEXR", "Photoshop", "BigTIFF", "PAM"})
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+
+
 def sniff(data: bytes) -> ImageHeader | None:
-    """Name the format from the signature and read the size where the header holds it; None if unknown."""
+    """Name the format from the signature and read the size where its decoder reads it; None if unknown."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return _png(data)
     if data.startswith(b"\xff\xd8\xff"):
         return _jpeg(data)
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        w, h = struct.unpack("<HH", data[6:10])
-        return ImageHeader("GIF", w, h)
-    if data.startswith(b"BM") and len(data) >= 26:
-        w, h = struct.unpack("<ii", data[18:26])
-        return ImageHeader("BMP", abs(w), abs(h), alpha=True)
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return _gif(data)
+    if data.startswith(b"BM"):
+        return _bmp(data)
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
         return _webp(data)
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return _tiff(data)
-    if data[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and len(data) > 2 and data[2:3].isspace():
-        return ImageHeader("PNM")
-    if data[:2] in (b"Pf", b"PF") and len(data) > 2 and data[2:3].isspace():
-        return ImageHeader("PFM")
+    if data[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and data[2:3].isspace():
+        return _ascii_size("PNM", data, comments=True)
+    if data[:2] in (b"Pf", b"PF") and data[2:3].isspace():
+        return _ascii_size("PFM", data, comments=False)
     if data.startswith(b"\x00\x00\x00\x0cjP  ") or data.startswith(b"\xff\x4f\xff\x51"):
-        return ImageHeader("JPEG 2000")
+        return _jpeg2000(data)
     if data[4:12] in (b"ftypavif", b"ftypavis"):
-        return ImageHeader("AVIF", alpha=True)
+        return _avif(data)
     if data.startswith(b"#?RADIANCE") or data.startswith(b"#?RGBE"):
-        return ImageHeader("HDR")
+        return _hdr(data)
     if data.startswith(b"\x59\xa6\x6a\x95"):
-        return ImageHeader("Sun raster")
+        return _sun_raster(data)
+    return _unsupported(data)
+
+
+def _unsupported(data: bytes) -> ImageHeader | None:
+    """Image formats OpenCV does not decode, named so that the message says what the file is."""
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return ImageHeader("HEIF/HEIC")
+    if data.startswith(b"\xff\x0a") or data.startswith(b"\x00\x00\x00\x0cJXL "):
+        return ImageHeader("JPEG XL")
+    if data.startswith(b"\x76\x2f\x31\x01"):
+        return ImageHeader("OpenEXR")
+    if data.startswith(b"8BPS"):
+        return ImageHeader("Photoshop")
+    if data[:4] in (b"II+\x00", b"MM\x00+"):
+        return ImageHeader("BigTIFF")
+    if data.startswith(b"P7") and data[2:3].isspace():
+        return ImageHeader("PAM")
     return None
 
 
 def _png(data: bytes) -> ImageHeader:
-    if len(data) < 33 or data[12:16] != b"IHDR":
+    if len(data) < 33 or data[12:16] != b"IHDR":  # libpng requires IHDR first
         return ImageHeader("PNG")
     w, h = struct.unpack(">II", data[16:24])
     colour_type = data[25]
@@ -226,32 +336,80 @@ _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 
 
 
 def _jpeg(data: bytes) -> ImageHeader:
+    """Size from the first SOF marker, walking markers as libjpeg does (garbage before a marker is skipped)."""
     i = 2
     n = len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            break
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
+    while i < n:
+        while i < n and data[i] != 0xFF:
             i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if marker in _SOF and i + 9 <= n:
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return ImageHeader("JPEG", w, h)
-        if marker == 0xDA:
+        while i < n and data[i] == 0xFF:  # fill bytes
+            i += 1
+        if i >= n:
             break
-        i += 2 + length
+        marker = data[i]
+        i += 1
+        if marker == 0x00 or marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # stuffed byte / no length
+            continue
+        if marker in (0xD9, 0xDA) or i + 2 > n:  # end of image or scan data before any frame header
+            break
+        if marker in _SOF:
+            if i + 7 > n:
+                break
+            h, w = struct.unpack(">HH", data[i + 3 : i + 7])
+            return ImageHeader("JPEG", w, h)
+        (length,) = struct.unpack(">H", data[i : i + 2])
+        if length < 2:
+            break
+        i += length
     return ImageHeader("JPEG")
 
 
+def _gif(data: bytes) -> ImageHeader:
+    """The larger of the logical screen and the first frame's extent (a frame may reach past the screen)."""
+    n = len(data)
+    if n < 13:
+        return ImageHeader("GIF")
+    w, h = struct.unpack("<HH", data[6:10])
+    flags = data[10]
+    i = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    while i < n:
+        if data[i] == 0x21:  # extension: label byte, then sub-blocks up to a zero length
+            i += 2
+            while i < n and data[i]:
+                i += data[i] + 1
+            i += 1
+        elif data[i] == 0x2C and i + 9 <= n:
+            left, top, fw, fh = struct.unpack("<HHHH", data[i + 1 : i + 9])
+            return ImageHeader("GIF", max(w, left + fw), max(h, top + fh))
+        else:
+            break
+    return ImageHeader("GIF")
+
+
+def _bmp(data: bytes) -> ImageHeader:
+    """OS/2 headers (12 bytes) hold 16-bit sizes, Windows headers (36 bytes and more) signed 32-bit ones."""
+    if len(data) < 26:
+        return ImageHeader("BMP", alpha=True)
+    (header_size,) = struct.unpack("<I", data[14:18])
+    if header_size == 12:
+        w, h = struct.unpack("<HH", data[18:22])
+    elif header_size >= 36:
+        w, h = struct.unpack("<ii", data[18:26])
+    else:
+        return ImageHeader("BMP", alpha=True)
+    return ImageHeader("BMP", abs(w), abs(h), alpha=True)
+
+
+_TIFF_SIZE_TYPES = {3: ("H", 2), 4: ("I", 4)}  # SHORT, LONG
+
+
 def _tiff(data: bytes) -> ImageHeader:
-    """Size from the first IFD's ImageWidth/ImageLength tags (a deflated TIFF can be a decompression bomb)."""
+    """Size from the first IFD's ImageWidth/ImageLength tags (a deflated TIFF can be a decompression bomb).
+
+    Each tag must appear once, as one SHORT or LONG: decoders disagree on which of two copies counts.
+    """
     end = "<" if data[:2] == b"II" else ">"
-    width = height = None
+    found: dict[int, list[int]] = {256: [], 257: []}
     if len(data) >= 8:
         (ifd,) = struct.unpack(end + "I", data[4:8])
         if ifd + 2 <= len(data):
@@ -260,18 +418,148 @@ def _tiff(data: bytes) -> ImageHeader:
                 off = ifd + 2 + 12 * k
                 if off + 12 > len(data):
                     break
-                tag, kind = struct.unpack(end + "HH", data[off : off + 4])
-                if tag not in (256, 257) or kind not in (3, 4):
+                tag, kind, n = struct.unpack(end + "HHI", data[off : off + 8])
+                if tag not in found:
                     continue
-                fmt, size = (end + "H", 2) if kind == 3 else (end + "I", 4)
-                (value,) = struct.unpack(fmt, data[off + 8 : off + 8 + size])
-                if tag == 256:
-                    width = value
-                else:
-                    height = value
-    if width is None or height is None:
+                if kind not in _TIFF_SIZE_TYPES or n != 1:
+                    return ImageHeader("TIFF", alpha=True, problem=f"size tag {tag} has type {kind} x {n}")
+                fmt, size = _TIFF_SIZE_TYPES[kind]
+                found[tag].append(struct.unpack(end + fmt, data[off + 8 : off + 8 + size])[0])
+    if len(found[256]) > 1 or len(found[257]) > 1:
+        return ImageHeader("TIFF", alpha=True, problem="header states its width or height more than once")
+    if not found[256] or not found[257]:
         return ImageHeader("TIFF", alpha=True)
-    return ImageHeader("TIFF", width, height, alpha=True)
+    return ImageHeader("TIFF", found[256][0], found[257][0], alpha=True)
+
+
+def _ascii_size(fmt: str, data: bytes, comments: bool) -> ImageHeader:
+    """Width and height: the first two decimal numbers after the two-byte magic (PNM allows # comments)."""
+    numbers = []
+    i, n = 2, min(len(data), 4096)
+    while len(numbers) < 2 and i < n:
+        c = data[i : i + 1]
+        if c.isspace():
+            i += 1
+        elif comments and c == b"#":
+            while i < n and data[i : i + 1] not in (b"\n", b"\r"):
+                i += 1
+        elif c.isdigit():
+            j = i
+            while j < n and data[j : j + 1].isdigit():
+                j += 1
+            numbers.append(int(data[i : min(j, i + 12)]) if j - i <= 12 else 1 << 40)
+            i = j
+        else:
+            break
+    if len(numbers) < 2:
+        return ImageHeader(fmt)
+    return ImageHeader(fmt, numbers[0], numbers[1])
+
+
+def _jpeg2000(data: bytes) -> ImageHeader:
+    """Size from the codestream's SIZ marker (a bare codestream, or the first ``jp2c`` box of a JP2 file)."""
+    if data.startswith(b"\xff\x4f"):
+        return _siz(data, 0)
+    i, n = 0, len(data)
+    while i + 8 <= n:
+        length, kind = struct.unpack(">I4s", data[i : i + 8])
+        head = 8
+        if length == 1 and i + 16 <= n:
+            (length,) = struct.unpack(">Q", data[i + 8 : i + 16])
+            head = 16
+        elif length == 0:
+            length = n - i
+        if kind == b"jp2c":
+            return _siz(data, i + head)
+        if length < head:
+            break
+        i += length
+    return ImageHeader("JPEG 2000")
+
+
+def _siz(data: bytes, at: int) -> ImageHeader:
+    if data[at : at + 4] != b"\xff\x4f\xff\x51" or at + 42 > len(data):
+        return ImageHeader("JPEG 2000")
+    x1, y1, x0, y0, tw, th, tx0, ty0 = struct.unpack(">8I", data[at + 8 : at + 40])
+    (comps,) = struct.unpack(">H", data[at + 40 : at + 42])
+    if not (0 <= x0 < x1 and 0 <= y0 < y1 and tw and th and tx0 <= x0 and ty0 <= y0):
+        return ImageHeader("JPEG 2000", problem="SIZ marker is inconsistent")
+    if not 1 <= comps <= 4:
+        return ImageHeader("JPEG 2000", problem=f"has {comps} components (1 to 4 can be decoded)")
+    tiles = -(-(x1 - tx0) // tw) * -(-(y1 - ty0) // th)
+    if tiles > MAX_JP2_TILES:
+        return ImageHeader("JPEG 2000", problem=f"is cut into {tiles} tiles (at most {MAX_JP2_TILES})")
+    return ImageHeader("JPEG 2000", x1 - x0, y1 - y0, alpha=comps in (2, 4))
+
+
+def _avif(data: bytes) -> ImageHeader:
+    """The largest ``ispe`` (image spatial extents) property in ``meta/iprp/ipco``."""
+    sizes = [struct.unpack(">II", body[4:12]) for body in _boxes(data, (b"meta", b"iprp", b"ipco", b"ispe"))]
+    if not sizes:
+        return ImageHeader("AVIF", alpha=True)
+    w, h = max(sizes, key=lambda wh: wh[0] * wh[1])
+    return ImageHeader("AVIF", w, h, alpha=True)
+
+
+def _boxes(data: bytes, path: tuple[bytes, ...], start: int = 0, end: int | None = None) -> list[bytes]:
+    """Bodies of the ISO-BMFF boxes at ``path`` (``meta`` is a full box: 4 bytes of version and flags)."""
+    end = len(data) if end is None else end
+    out: list[bytes] = []
+    i = start
+    while i + 8 <= end and path:
+        length, kind = struct.unpack(">I4s", data[i : i + 8])
+        head = 8
+        if length == 1 and i + 16 <= end:
+            (length,) = struct.unpack(">Q", data[i + 8 : i + 16])
+            head = 16
+        elif length == 0:
+            length = end - i
+        if length < head or i + length > end:
+            break
+        if kind == path[0]:
+            body = i + head + (4 if kind == b"meta" else 0)
+            if len(path) == 1:
+                if i + length - (i + head) >= 12:
+                    out.append(data[i + head : i + length])
+            else:
+                out += _boxes(data, path[1:], body, i + length)
+        i += length
+    return out
+
+
+def _hdr(data: bytes) -> ImageHeader:
+    """Radiance: header lines up to an empty one, then ``-Y <height> +X <width>``.
+
+    Lines are cut as OpenCV's reader cuts them (``fgets`` into 128 bytes), so that a long line splits where its
+    does and both read the same resolution line.
+    """
+    i, n = 0, min(len(data), 1 << 16)
+
+    def line() -> bytes | None:
+        nonlocal i
+        if i >= n:
+            return None
+        j = data.find(b"\n", i, min(n, i + 127))
+        stop = j + 1 if j >= 0 else min(n, i + 127)
+        out = data[i:stop]
+        i = stop
+        return out.split(b"\x00", 1)[0]
+
+    text = line()
+    while text not in (None, b"", b"\n"):
+        text = line()
+    size = line() if text is not None else None
+    m = re.match(rb"-Y\s*([+-]?\d{1,10})\s*\+X\s*([+-]?\d{1,10})", size or b"")
+    if m is None:
+        return ImageHeader("HDR")
+    return ImageHeader("HDR", int(m.group(2)), int(m.group(1)))
+
+
+def _sun_raster(data: bytes) -> ImageHeader:
+    if len(data) < 12:
+        return ImageHeader("Sun raster")
+    w, h = struct.unpack(">II", data[4:12])
+    return ImageHeader("Sun raster", w, h)
 
 
 def _webp(data: bytes) -> ImageHeader:
@@ -281,10 +569,10 @@ def _webp(data: bytes) -> ImageHeader:
         w = 1 + int.from_bytes(data[24:27], "little")
         h = 1 + int.from_bytes(data[27:30], "little")
         return ImageHeader("WebP", w, h, alpha=bool(flags & 0x10))
-    if chunk == b"VP8 " and len(data) >= 30:
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
         w, h = struct.unpack("<HH", data[26:30])
         return ImageHeader("WebP", w & 0x3FFF, h & 0x3FFF)
-    if chunk == b"VP8L" and len(data) >= 25:
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
         bits = int.from_bytes(data[21:25], "little")
         return ImageHeader("WebP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, alpha=True)
     return ImageHeader("WebP", alpha=True)
@@ -303,8 +591,12 @@ def natural_key(text: str) -> tuple[tuple[Any, ...], str]:
 
 def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
     """Image files (by extension; hidden files and folders skipped) in ``folder``, in natural order of their
-    relative paths. Symlinked folders are not followed; symlinked files are kept even when broken or looping,
-    so that reading them reports the problem.
+    relative paths.
+
+    Entries are listed by name, whatever they are, so that reading them reports what is wrong rather than
+    dropping them silently: broken or looping symlinks, FIFOs and devices, files of image formats that cannot
+    be decoded (``.heic``, ``.jxl`` ...) and, without ``recursive``, folders named like images. Symlinked
+    folders are never followed.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -320,12 +612,15 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         rel_dir = os.path.relpath(dirpath, root)
         prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        found.extend(prefix + name for name in filenames if not name.startswith(".") and is_image_name(name))
-        # os.walk lists symlinks to folders among dirnames; an image-named one is kept, as a file would be.
+        found.extend(prefix + name for name in filenames if not name.startswith(".") and _listed_name(name))
+        # os.walk lists symlinks to folders among dirnames: an image-named one is kept, as a file would be, and
+        # so is an image-named folder that will not be walked into.
         found.extend(
             prefix + name
             for name in dirnames
-            if not name.startswith(".") and is_image_name(name) and os.path.islink(os.path.join(dirpath, name))
+            if not name.startswith(".")
+            and is_image_name(name)
+            and (not recursive or os.path.islink(os.path.join(dirpath, name)))
         )
         if not recursive:
             break
