@@ -493,12 +493,139 @@ def _siz(data: bytes, at: int) -> ImageHeader:
 
 
 def _avif(data: bytes) -> ImageHeader:
-    """The largest ``ispe`` (image spatial extents) property in ``meta/iprp/ipco``."""
+    """The largest extent stated anywhere: every ``ispe`` property and every AV1 sequence header of every item.
+
+    The AV1 decoder allocates frames by the stream's own sequence header whatever ``ispe`` says, so both are
+    read; an AVIF whose AV1 streams cannot be found has no checked size.
+    """
     sizes = [struct.unpack(">II", body[4:12]) for body in _boxes(data, (b"meta", b"iprp", b"ipco", b"ispe"))]
-    if not sizes:
+    streams = [wh for item in _avif_items(data) if (wh := _av1_size(item)) is not None]
+    if not sizes or not streams:
         return ImageHeader("AVIF", alpha=True)
-    w, h = max(sizes, key=lambda wh: wh[0] * wh[1])
-    return ImageHeader("AVIF", w, h, alpha=True)
+    every = sizes + streams
+    return ImageHeader("AVIF", max(w for w, _ in every), max(h for _, h in every), alpha=True)
+
+
+def _avif_items(data: bytes) -> list[bytes]:
+    """The first extent of every item in ``meta/iloc`` (file offsets or ``idat``), truncated to 4 KiB."""
+    out: list[bytes] = []
+    idat = _boxes(data, (b"meta", b"idat"))
+    for body in _boxes(data, (b"meta", b"iloc")):
+        try:
+            version = body[0]
+            sizes = body[4] >> 4, body[4] & 15, body[5] >> 4, (body[5] & 15 if version in (1, 2) else 0)
+            offset_size, length_size, base_size, index_size = sizes
+            i = 6
+            count, i = _uint(body, i, 4 if version == 2 else 2)
+            for _ in range(count):
+                _, i = _uint(body, i, 4 if version == 2 else 2)  # item ID
+                method = 0
+                if version in (1, 2):
+                    method, i = _uint(body, i, 2)
+                    method &= 15
+                i += 2  # data reference index
+                base, i = _uint(body, i, base_size)
+                extents, i = _uint(body, i, 2)
+                first: tuple[int, int] | None = None
+                for _ in range(extents):
+                    i += index_size
+                    off, i = _uint(body, i, offset_size)
+                    length, i = _uint(body, i, length_size)
+                    first = first or (base + off, length)
+                if first is None:
+                    continue
+                source = data if method == 0 else idat[0] if method == 1 and idat else b""
+                start, length = first
+                out.append(source[start : start + min(length or 4096, 4096)])
+        except IndexError:
+            break
+    return out
+
+
+def _uint(body: bytes, i: int, size: int) -> tuple[int, int]:
+    if i + size > len(body):
+        raise IndexError
+    return int.from_bytes(body[i : i + size], "big"), i + size
+
+
+def _av1_size(stream: bytes) -> tuple[int, int] | None:
+    """``max_frame_width/height`` of the AV1 sequence header among the first OBUs, None when there is none."""
+    i = 0
+    while i < len(stream):
+        head = stream[i]
+        kind, has_ext, has_size = (head >> 3) & 15, head & 4, head & 2
+        if head & 0x80 or kind not in (1, 2) or not has_size:  # only temporal delimiters come before it
+            return None
+        i += 2 if has_ext else 1
+        size = shift = 0
+        for _ in range(8):  # leb128
+            if i >= len(stream):
+                return None
+            size |= (stream[i] & 0x7F) << shift
+            shift += 7
+            i += 1
+            if not stream[i - 1] & 0x80:
+                break
+        if kind == 1:
+            return _av1_sequence_header(stream[i : i + size])
+        i += size
+    return None
+
+
+def _av1_sequence_header(obu: bytes) -> tuple[int, int] | None:
+    bits = _Bits(obu)
+    try:
+        bits.read(3)  # seq_profile
+        bits.read(1)  # still_picture
+        if bits.read(1):  # reduced_still_picture_header
+            bits.read(5)
+        else:
+            decoder_model = False
+            buffer_delay = 0
+            if bits.read(1):  # timing_info_present_flag
+                bits.read(64)
+                if bits.read(1):  # equal_picture_interval
+                    bits.uvlc()
+                decoder_model = bool(bits.read(1))
+                if decoder_model:
+                    buffer_delay = bits.read(5) + 1
+                    bits.read(32 + 5 + 5)
+            display_delay = bits.read(1)
+            for _ in range(bits.read(5) + 1):  # operating points
+                bits.read(12)
+                if bits.read(5) > 7:
+                    bits.read(1)
+                if decoder_model and bits.read(1):
+                    bits.read(2 * buffer_delay + 1)
+                if display_delay and bits.read(1):
+                    bits.read(4)
+        wbits, hbits = bits.read(4) + 1, bits.read(4) + 1
+        return bits.read(wbits) + 1, bits.read(hbits) + 1
+    except IndexError:
+        return None
+
+
+class _Bits:
+    """Big-endian bit reader over bytes; reading past the end raises IndexError."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def read(self, n: int) -> int:
+        value = 0
+        for _ in range(n):
+            byte = self.data[self.pos >> 3]
+            value = (value << 1) | ((byte >> (7 - (self.pos & 7))) & 1)
+            self.pos += 1
+        return value
+
+    def uvlc(self) -> int:
+        zeros = 0
+        while not self.read(1):
+            zeros += 1
+            if zeros >= 32:
+                return (1 << 32) - 1
+        return self.read(zeros) + (1 << zeros) - 1
 
 
 def _boxes(data: bytes, path: tuple[bytes, ...], start: int = 0, end: int | None = None) -> list[bytes]:
