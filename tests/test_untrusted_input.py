@@ -383,3 +383,24 @@ def test_models_lists_the_good_models_when_one_is_broken(tmp_path: Path) -> None
     assert "mini-xception" in names and "broken" not in names
     notes = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(notes) == 1 and "broken" in notes[0] and str(user / "broken") in notes[0], stderr
+
+
+def test_export_face_sets_and_calibration_use_the_same_checks(tmp_path: Path, face: np.ndarray) -> None:
+    pytest.importorskip("onnx")
+    from export.calibration import load_calibration_set
+    from export.faceset import load_face_set
+
+    happy = tmp_path / "faces" / "happy"
+    happy.mkdir(parents=True)
+    (happy / "a.png").write_bytes(encode(".png", face))
+    (happy / "bomb.png").write_bytes(jp2_bomb(face))  # decoded by content, whatever the name
+    (happy / "tiff.png").write_bytes(tiff_twice_bomb())
+    os.mkfifo(happy / "pipe.png")
+    (happy / "zero.png").symlink_to("/dev/zero")
+    faces = load_face_set(tmp_path / "faces")
+    assert faces.names == ("happy/a.png",)
+    why = {Path(f).name: reason for f, reason in faces.skipped}
+    assert "20000x20000" in why["bomb.png"] and "more than once" in why["tiff.png"]
+    assert "FIFO" in why["pipe.png"] and "character device" in why["zero.png"]
+    calib = load_calibration_set(happy)
+    assert len(calib.images) == 1 and {Path(s).name for s in calib.skipped} == {"bomb.png", "tiff.png"}

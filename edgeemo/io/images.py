@@ -181,6 +181,27 @@ def decode_image(
     min_side: int = DEFAULT_MIN_SIDE,
 ) -> np.ndarray:
     """Decode encoded image bytes as BGR uint8 (see the module docstring for the conversions)."""
+    header = check_header(data, origin, max_pixels=max_pixels, min_side=min_side)
+    flags = cv2.IMREAD_UNCHANGED if header.alpha else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as exc:  # e.g. OpenCV's own pixel limit, or a corrupt stream it detects late
+        raise DecodeError(f"{origin}: cannot decode {header.format} ({_first_line(exc)})") from exc
+    if img is None or img.size == 0:
+        raise DecodeError(f"{origin}: cannot decode {header.format} data (corrupt or truncated file)")
+    _check_size(origin, img.shape[1], img.shape[0], max_pixels, min_side)
+    return to_bgr8(img)
+
+
+def check_header(
+    data: bytes,
+    origin: str = "<bytes>",
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    min_side: int = DEFAULT_MIN_SIDE,
+) -> ImageHeader:
+    """Everything checked before pixels are decoded (format, stated size, completeness); for callers that decode
+    with their own OpenCV flags (export's face sets and calibration)."""
     if len(data) == 0:
         raise DecodeError(f"{origin}: empty file (0 bytes)")
     header = sniff(data)
@@ -197,15 +218,7 @@ def decode_image(
         )
     _check_size(origin, header.width, header.height, max_pixels, min_side)
     _check_complete(data, header, origin)
-    flags = cv2.IMREAD_UNCHANGED if header.alpha else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
-    try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    except cv2.error as exc:  # e.g. OpenCV's own pixel limit, or a corrupt stream it detects late
-        raise DecodeError(f"{origin}: cannot decode {header.format} ({_first_line(exc)})") from exc
-    if img is None or img.size == 0:
-        raise DecodeError(f"{origin}: cannot decode {header.format} data (corrupt or truncated file)")
-    _check_size(origin, img.shape[1], img.shape[0], max_pixels, min_side)
-    return to_bgr8(img)
+    return header
 
 
 def to_bgr8(img: np.ndarray) -> np.ndarray:
