@@ -550,14 +550,18 @@ def _avif_items(data: bytes) -> list[bytes]:
                 source = data if method == 0 else idat[0] if method == 1 and idat else b""
                 start, length = first
                 out.append(source[start : start + min(length or 4096, 4096)])
-        except IndexError:
+        except (_Truncated, IndexError):  # IndexError: the version/size bytes themselves are missing
             break
     return out
 
 
+class _Truncated(Exception):
+    """A box ends before its fields do; caught where the box is parsed, never escapes the module."""
+
+
 def _uint(body: bytes, i: int, size: int) -> tuple[int, int]:
     if i + size > len(body):
-        raise IndexError
+        raise _Truncated
     return int.from_bytes(body[i : i + size], "big"), i + size
 
 
