@@ -122,6 +122,10 @@ _KINDS = {
 }
 
 
+# Non-blocking so that no special file can hang the open; the flags are absent on Windows (no FIFOs there).
+_OPEN_FLAGS = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _not_regular(p: Path, mode: int) -> DecodeError:
     if stat.S_ISDIR(mode):
         return DecodeError(f"{p}: is a folder, not an image file")
@@ -140,7 +144,7 @@ def read_regular_file(p: Path, max_bytes: int | None) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise _not_regular(p, st.st_mode)
         _check_bytes(p, st.st_size, max_bytes)
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(p, os.O_RDONLY | _OPEN_FLAGS)
     except FileNotFoundError:
         raise DecodeError(f"{p}: no such file") from None
     except OSError as exc:
@@ -151,8 +155,9 @@ def read_regular_file(p: Path, max_bytes: int | None) -> bytes:
             raise _not_regular(p, st.st_mode)
         chunks: list[bytes] = []
         got = 0
+        step = max(st.st_size + 1, 1 << 16)  # one read for the whole file: no copy when the chunks are joined
         while max_bytes is None or got <= max_bytes:  # a file that grows while it is read stops past the limit
-            chunk = os.read(fd, 1 << 24 if max_bytes is None else min(1 << 24, max_bytes + 1 - got))
+            chunk = os.read(fd, step if max_bytes is None else min(step, max_bytes + 1 - got))
             if not chunk:
                 break
             chunks.append(chunk)
