@@ -36,7 +36,7 @@ DEFAULT_MIN_SIDE = 8
 # No image within the pixel limit needs more file bytes than this per pixel (uncompressed 16-bit RGBA is 8).
 BYTES_PER_PIXEL_CAP = 8
 HEADER_ROOM = 1 << 20
-MAX_JP2_TILES = 4096  # OpenJPEG allocates a structure per tile up front: 1x1 tiles are a bomb of their own
+MAX_JP2_TILES = 4096  # OpenJPEG keeps a structure per tile: tiny tiles are a bomb of their own (docs/reliability.md)
 IMAGE_SUFFIXES = frozenset(
     {
         ".jpg",
