@@ -71,7 +71,9 @@ def load_keras(paths: list[Path]) -> Any:
     _tf()
     import tf_keras
 
-    parts = [tf_keras.models.load_model(str(p), compile=False) for p in paths]
+    from export.keras_io import load_keras as load_checked  # the exporter's checks: no code from the file runs
+
+    parts = [load_checked(p)[0] for p in paths]
     if len(parts) == 1:
         return parts[0]
     inp = tf_keras.Input(shape=parts[0].input_shape[1:], dtype=parts[0].inputs[0].dtype)

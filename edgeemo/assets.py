@@ -9,11 +9,14 @@ repository's ``models/``. Extra folders of user models can be listed in ``EDGEEM
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeemo.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "mini-xception"
 PRECISION_SUFFIX = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
@@ -63,9 +66,12 @@ def list_models() -> list[ModelEntry]:
     seen: dict[str, ModelEntry] = {}
     shipped = shipped_models_dir()
     for root in model_search_path():
-        if not root.is_dir():
+        try:
+            folders = sorted(root.iterdir()) if root.is_dir() else []
+        except OSError as exc:  # an unreadable folder on EDGEEMO_MODEL_PATH must not hide the other models
+            log.warning("%s: cannot list model folder (%s)", root, exc.strerror or exc)
             continue
-        for d in sorted(root.iterdir()):
+        for d in folders:
             if d.is_dir() and (d / PRECISION_SUFFIX["fp32"]).is_file() and d.name not in seen:
                 seen[d.name] = ModelEntry(d.name, d, root == shipped)
     return list(seen.values())

@@ -54,6 +54,9 @@ PRECISIONS = ("fp32", "fp16", "int8")
 INTERPOLATIONS = ("area", "linear", "nearest", "cubic")
 FRAMING_UNITS = ("box", "px")
 EMOTION_HEAD = "emotion"
+# Face classifiers take crops of tens to a few hundred pixels; a side above this is a broken or hostile file
+# (with open graph dimensions a 12000x12000 input would be allocated for every crop until memory runs out).
+MAX_INPUT_SIDE = 1024
 
 
 @dataclass(frozen=True)
@@ -240,8 +243,15 @@ class ModelSpec:
             problems.append(f"dtype {i.dtype!r} not in {DTYPES}")
         if i.interpolation not in INTERPOLATIONS:
             problems.append(f"interpolation {i.interpolation!r} not in {INTERPOLATIONS}")
+        sizes = (i.height, i.width, i.channels)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+            raise ModelError(f"{origin}: inconsistent edgeemo metadata: input size {sizes} must be whole numbers")
         if i.height <= 0 or i.width <= 0:
             problems.append(f"input size {i.height}x{i.width} is not positive")
+        if max(i.height, i.width) > MAX_INPUT_SIDE:
+            problems.append(
+                f"input size {i.height}x{i.width} is implausible for a face model (at most {MAX_INPUT_SIDE} per side)"
+            )
         if i.channels != (1 if i.colour == "gray" else 3):
             problems.append(f"{i.channels} channels do not fit colour {i.colour!r}")
         if i.normalisation.mode not in ("in_graph", "affine"):

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from edgeemo.assets import shipped_models_dir
-from edgeemo.errors import ExportError
+from edgeemo.errors import DecodeError, ExportError
+from edgeemo.io.images import DEFAULT_MAX_PIXELS, check_header, max_file_bytes, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,13 @@ def load_calibration_set(folder: Path | None = None, max_images: int | None = No
 
 
 def _decode(path: Path) -> np.ndarray | None:
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
+    try:  # the runtime's checks: a regular file, bounded read, size from the header before decoding
+        data = read_regular_file(path, max_file_bytes(DEFAULT_MAX_PIXELS))
+        check_header(data, str(path))
+    except DecodeError as exc:
+        log.warning("%s", exc)
         return None
-    if data.size == 0:
-        return None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         return None
     if img.dtype == np.uint16:

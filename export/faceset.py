@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeemo.errors import InputError, MissingDependencyError
+from edgeemo.errors import DecodeError, InputError, MissingDependencyError
+from edgeemo.io.images import DEFAULT_MAX_PIXELS, check_header, max_file_bytes, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,20 @@ def load_face_set(path: str | os.PathLike[str], limit: int | None = None) -> Fac
         raise InputError(f"{p}: no face images found (suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
     names, images, labels, skipped = [], [], [], []
     for file, label in _pick(entries, limit):
-        img = cv2.imread(str(file), cv2.IMREAD_COLOR) if file.is_file() else None
-        if img is None or img.size == 0:
-            skipped.append((str(file), "missing" if not file.is_file() else "cannot be decoded as an image"))
-            log.warning("face set %s: skipped %s", p, file)
+        try:  # the runtime's checks: a regular file, bounded read, size from the header before decoding
+            data = read_regular_file(file, max_file_bytes(DEFAULT_MAX_PIXELS))
+            check_header(data, str(file))
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if img is None or img.size == 0:
+                raise DecodeError(f"{file}: corrupt image data")
+        except DecodeError as exc:
+            why = (
+                "missing"
+                if not file.exists()
+                else f"cannot be decoded as an image ({str(exc).removeprefix(f'{file}: ')})"
+            )
+            skipped.append((str(file), why))
+            log.warning("face set %s: skipped %s", p, exc)
             continue
         names.append(str(file.relative_to(p if p.is_dir() else p.parent)))
         images.append(img)

@@ -2,9 +2,10 @@
 
 Thesis-era files hold ``TFOpLambda`` layers (``tf.cast``, ``tf.math.truediv`` ...) that Keras 3 cannot load;
 ``tf_keras`` loads them and tf2onnx converts them exactly. Before TensorFlow is touched the file is inspected
-with ``h5py``: a file that is not HDF5, one that holds weights only, unknown layer classes and ``Lambda`` layers
-(which carry marshalled Python bytecode that runs on load) are refused with a message naming the file.
-``TFOpLambda`` / ``SlicingOpLambda`` only name TensorFlow API functions and are accepted.
+with ``h5py``: a file that is not HDF5 or holds weights only is refused, and the whole architecture is checked
+against an allow-list of code-free Keras classes (:mod:`export.keras_safety`): ``Lambda`` layers, RNN cell
+wrappers with functions, serialized functions at any depth, unknown classes and TF ops with side effects are
+refused with a message naming the file and the layer path, unless the file is trusted (``--trust-lambda``).
 """
 
 from __future__ import annotations
@@ -20,13 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeemo.errors import ExportError, MissingDependencyError, ModelError
+from export.keras_safety import CONTAINERS, Finding, scan_config
 
 log = logging.getLogger(__name__)
-
-# Layer classes that are containers or op wrappers rather than entries of ``tf_keras.layers``.
-_CONTAINERS = frozenset({"Functional", "Model", "Sequential"})
-_OP_LAYERS = frozenset({"TFOpLambda", "SlicingOpLambda"})
-_CODE_LAYERS = frozenset({"Lambda"})
 
 
 @dataclass(frozen=True)
@@ -48,14 +45,11 @@ class H5Info:
     backend: str
     model_class: str
     layers: tuple[H5Layer, ...]
+    findings: tuple[Finding, ...] = ()  # what the allow-list could not prove code-free (empty: safe to load)
 
     @property
     def class_names(self) -> frozenset[str]:
         return frozenset(layer.class_name for layer in self.layers)
-
-    @property
-    def lambda_layers(self) -> tuple[str, ...]:
-        return tuple(layer.path for layer in self.layers if layer.class_name in _CODE_LAYERS)
 
 
 def sha256_file(path: Path) -> str:
@@ -71,17 +65,21 @@ def _text(value: Any) -> str:
 
 
 def _walk_layers(config: dict[str, Any], prefix: str = "") -> Iterator[H5Layer]:
-    for layer in config.get("config", {}).get("layers", []) or []:
+    """The layers of a model config in order, nested models and wrapped layers flattened."""
+    body = config.get("config")
+    layers = body if isinstance(body, list) else body.get("layers") if isinstance(body, dict) else None
+    for layer in layers if isinstance(layers, list) else []:  # a legacy Sequential stores a bare list
+        if not isinstance(layer, dict):
+            continue
         cls = str(layer.get("class_name", "?"))
-        cfg = layer.get("config", {}) or {}
+        cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
         name = str(cfg.get("name", layer.get("name", "?")))
         path = f"{prefix}{name}"
         yield H5Layer(path, cls, cfg)
-        if cls in _CONTAINERS:
+        if cls in CONTAINERS:
             yield from _walk_layers(layer, prefix=f"{path}/")
         elif isinstance(cfg.get("layer"), dict):  # wrappers: TimeDistributed, Bidirectional ...
-            inner = cfg["layer"]
-            yield H5Layer(f"{path}/{inner.get('config', {}).get('name', '?')}", str(inner.get("class_name")), {})
+            yield from _walk_layers({"config": [cfg["layer"]]}, prefix=f"{path}/")
 
 
 def inspect_h5(path: str | os.PathLike[str]) -> H5Info:
@@ -120,7 +118,8 @@ def inspect_h5(path: str | os.PathLike[str]) -> H5Info:
     if not isinstance(config, dict) or "class_name" not in config:
         raise ExportError(f"{p}: the saved model architecture has no class_name; not a Keras model file")
     layers = tuple(_walk_layers(config))
-    return H5Info(p, sha256_file(p), keras_version, backend, str(config["class_name"]), layers)
+    findings = tuple(scan_config(config))
+    return H5Info(p, sha256_file(p), keras_version, backend, str(config["class_name"]), layers, findings)
 
 
 def import_tf_keras() -> Any:
@@ -135,36 +134,37 @@ def import_tf_keras() -> Any:
     return tf_keras
 
 
-def known_layer_classes(tf_keras: Any) -> frozenset[str]:
-    names = {n for n in dir(tf_keras.layers) if not n.startswith("_") and n[:1].isupper()}
-    return frozenset(names | _CONTAINERS | _OP_LAYERS)
-
-
-def check_layers(info: H5Info, known: frozenset[str], trust_lambda: bool) -> None:
-    """Refuse unknown layer classes, and ``Lambda`` layers unless ``trust_lambda``."""
-    unknown = [
-        f"{layer.class_name} (layer {layer.path!r})"
-        for layer in info.layers
-        if layer.class_name not in known and layer.class_name not in _CODE_LAYERS
-    ]
-    if unknown:
-        raise ExportError(
-            f"{info.path}: unknown layer class(es) {', '.join(unknown)}; custom layers cannot be loaded by the "
-            "exporter (rebuild the model from standard Keras layers)"
-        )
-    refuse_untrusted_code(info, trust_lambda)
-    if info.lambda_layers:
-        log.warning("%s: loading trusted Lambda layer(s) %s", info.path, ", ".join(info.lambda_layers))
-
-
 def refuse_untrusted_code(info: H5Info, trust_lambda: bool) -> None:
-    """Refuse ``Lambda`` layers unless ``trust_lambda``; needs no TensorFlow, so it runs before TF is imported."""
-    lambdas = info.lambda_layers
-    if lambdas and not trust_lambda:
+    """Refuse a file whose architecture is not proven code-free, unless ``trust_lambda``; needs no TensorFlow,
+    so it runs before TensorFlow is imported and before anything of the file is deserialized."""
+    if not info.findings:
+        return
+    if trust_lambda:
+        log.warning("%s: loading trusted file with %s", info.path, _describe(info.findings))
+        return
+    if all(f.unknown_class for f in info.findings):
         raise ExportError(
-            f"{info.path}: contains Lambda layer(s) {', '.join(map(repr, lambdas))} that carry Python code which "
-            "would run while loading; refused. Pass --trust-lambda (trust_lambda=True) only for a file you trust"
+            f"{info.path}: {_describe(info.findings)}; only standard, code-free Keras layers are loaded without "
+            "--trust-lambda (rebuild the model from standard Keras layers)"
         )
+    raise ExportError(
+        f"{info.path}: contains {_describe(info.findings)}; refused before anything was loaded. "
+        "Pass --trust-lambda (trust_lambda=True) only for a file you trust"
+    )
+
+
+def _describe(findings: tuple[Finding, ...]) -> str:
+    lambdas = [repr(f.path or "<model>") for f in findings if f.lambda_layer]
+    unknown = [f"{f.what} (layer {f.path or '<model>'!r})" for f in findings if f.unknown_class]
+    other = [f"{f.what} at {f.path or '<model>'!r}" for f in findings if not f.lambda_layer and not f.unknown_class]
+    parts = []
+    if lambdas:
+        parts.append(f"Lambda layer(s) {', '.join(lambdas)} that carry Python code which would run while loading")
+    if other:
+        parts.append(f"{', '.join(other)}, which could run Python code or touch files while loading")
+    if unknown:
+        parts.append(f"layer class(es) not on the allow-list of code-free Keras layers: {', '.join(unknown)}")
+    return "; ".join(parts)
 
 
 def load_keras(path: str | os.PathLike[str], trust_lambda: bool = False) -> tuple[Any, H5Info]:
@@ -172,7 +172,6 @@ def load_keras(path: str | os.PathLike[str], trust_lambda: bool = False) -> tupl
     info = inspect_h5(path)
     refuse_untrusted_code(info, trust_lambda)
     tf_keras = import_tf_keras()
-    check_layers(info, known_layer_classes(tf_keras), trust_lambda)
     try:
         model = tf_keras.models.load_model(str(info.path), compile=False, safe_mode=not trust_lambda)
     except (ValueError, TypeError, KeyError, OSError, AttributeError) as exc:

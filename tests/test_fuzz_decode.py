@@ -35,7 +35,7 @@ MAX_PIXELS = 4_000_000
 
 
 def _seeds() -> dict[str, bytes]:
-    """Small valid files of every format the decoder sniffs, from a real face."""
+    """Small valid files of every format the decoder sniffs (that this OpenCV can write), from a real face."""
     from skimage import data
 
     face = np.ascontiguousarray(data.astronaut()[60:124, 170:234, ::-1])  # 64x64 BGR
@@ -50,6 +50,13 @@ def _seeds() -> dict[str, bytes]:
         (".webp", face),
         (".pgm", gray),
         (".ppm", face),
+        (".pbm", gray),
+        (".gif", face),
+        (".jp2", face),
+        (".avif", face),
+        (".ras", face),
+        (".hdr", face.astype(np.float32) / 255),
+        (".pfm", face.astype(np.float32) / 255),
     ):
         ok, buf = cv2.imencode(ext, img)
         if ok:

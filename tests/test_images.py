@@ -200,7 +200,7 @@ def test_listing_skips_hidden_folders_and_keeps_links(tmp_path: Path, face_bgr: 
     (tmp_path / "alias").symlink_to(tmp_path / "c")  # a linked folder is not followed
     listed = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)]
     assert listed == ["a/Z.PNG", "album.jpg/inner.png", "c/d/e.webp", "gone.png"]
-    assert [p.name for p in list_images(tmp_path)] == ["gone.png"]
+    assert [p.name for p in list_images(tmp_path)] == ["album.jpg", "gone.png"]  # the folder is reported
     with pytest.raises(DecodeError, match=r"gone\.png"):
         read_image(tmp_path / "gone.png")
 

@@ -35,7 +35,12 @@ ThresholdOpt = Annotated[
 ]
 JsonOpt = Annotated[Path | None, typer.Option("--json-out", help="Also write the parity report as JSON here.")]
 TrustOpt = Annotated[
-    bool, typer.Option("--trust-lambda", help="Allow Keras Lambda layers (they run Python code on load).")
+    bool,
+    typer.Option(
+        "--trust-lambda",
+        help="Trust the Keras file: load Lambda layers and whatever else the code-free allow-list refuses "
+        "(such files run Python code on load).",
+    ),
 ]
 
 

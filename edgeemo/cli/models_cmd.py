@@ -10,6 +10,7 @@ from rich.table import Table
 
 from edgeemo.assets import list_models
 from edgeemo.cli.app import app
+from edgeemo.errors import ModelError
 from edgeemo.model import read_spec
 from edgeemo.session import create_session
 
@@ -23,7 +24,12 @@ def models_command(
 
     rows = []
     for entry in list_models():
-        spec = read_spec(create_session(entry.variants()["fp32"]), str(entry.folder))
+        try:
+            spec = read_spec(create_session(entry.variants()["fp32"]), str(entry.folder))
+        except ModelError as exc:  # one broken user model must not hide the others
+            reason = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+            typer.echo(f"edgeemo: note: skipped model {entry.name!r}: {reason}", err=True)
+            continue
         files = [*entry.variants().items(), *((f"fp32 ({k} layout)", p) for k, p in entry.layouts().items())]
         for precision, path in files:
             rows.append(

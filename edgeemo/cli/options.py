@@ -140,7 +140,8 @@ MaxPixelsOpt = Annotated[
     typer.Option(
         "--max-pixels",
         min=1,
-        help="Refuse images with more pixels than this (checked from the header).",
+        help="Refuse images with more pixels than this (checked from the header); files larger than 8 bytes "
+        "per pixel of it (plus 1 MiB) are not read.",
         rich_help_panel=_FACES,
     ),
 ]

@@ -1,8 +1,11 @@
 """Robust image decoding: by content, never by extension, with one clear :class:`DecodeError` per problem.
 
-The file is read once; its header is sniffed to name the format, to refuse truncated files and to refuse
-images above a pixel limit *before* their pixels are decoded (a 20000x20000 PNG is a few hundred bytes on disk
-but 1.2 GB in memory). Whatever the source (gray, gray+alpha, RGBA, palette, 16-bit, float), the result is a
+Only regular files are read (a FIFO, device or socket, also behind a symlink, is refused without blocking),
+at most a bounded number of bytes. The file is read once; its header is sniffed to name the format, to refuse
+truncated files and to refuse images above a pixel limit *before* their pixels are decoded (a 20000x20000 PNG is
+a few hundred bytes on disk but 1.2 GB in memory). Every format OpenCV would decode has its size parsed from its
+header the way its decoder reads it; a file whose header does not state a size (or states it twice) is refused,
+never decoded unchecked. Whatever the source (gray, gray+alpha, RGBA, palette, 16-bit, float), the result is a
 contiguous BGR uint8 array with the EXIF orientation applied.
 
 Conversions, documented because they change pixels:
@@ -17,8 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-import struct
-from dataclasses import dataclass
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +29,21 @@ import numpy as np
 
 from edgeemo.errors import DecodeError
 from edgeemo.io.containers import video_container
+from edgeemo.io.headers import UNSUPPORTED_FORMATS, ImageHeader, sniff
 
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MIN_SIDE = 8
+# No image within the pixel limit needs more file bytes than this per pixel (uncompressed 16-bit RGBA is 8).
+BYTES_PER_PIXEL_CAP = 8
+HEADER_ROOM = 1 << 20
 IMAGE_SUFFIXES = frozenset(
     {
         ".jpg",
         ".jpeg",
         ".jpe",
+        ".jfif",
+        ".pjpeg",
+        ".pjp",
         ".png",
         ".bmp",
         ".dib",
@@ -54,16 +63,10 @@ IMAGE_SUFFIXES = frozenset(
         ".sr",
     }
 )
-
-
-@dataclass(frozen=True)
-class ImageHeader:
-    """What the first bytes say: format name, size when the header states it, and whether alpha may follow."""
-
-    format: str
-    width: int | None = None
-    height: int | None = None
-    alpha: bool = False
+# Image formats OpenCV cannot decode: listed from folders so that they are reported, not silently skipped.
+UNSUPPORTED_SUFFIXES = frozenset(
+    {".heic", ".heif", ".hif", ".jxl", ".exr", ".psd", ".svg", ".ico", ".dng", ".cr2", ".cr3", ".nef", ".arw"}
+)
 
 
 def is_image_name(name: str) -> bool:
@@ -72,23 +75,95 @@ def is_image_name(name: str) -> bool:
     return dot > 0 and name[dot:].lower() in IMAGE_SUFFIXES
 
 
+def _listed_name(name: str) -> bool:
+    """Image names, and names of image formats that cannot be decoded (listed so that they are reported)."""
+    dot = name.rfind(".")
+    return dot > 0 and (name[dot:].lower() in IMAGE_SUFFIXES or name[dot:].lower() in UNSUPPORTED_SUFFIXES)
+
+
+def max_file_bytes(max_pixels: int | None) -> int | None:
+    """The read limit that goes with a pixel limit (None: no limit)."""
+    return None if max_pixels is None else BYTES_PER_PIXEL_CAP * max_pixels + HEADER_ROOM
+
+
 def read_image(
     path: str | os.PathLike[str],
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     min_side: int = DEFAULT_MIN_SIDE,
+    max_bytes: int | None = None,
 ) -> np.ndarray:
-    """Read an image file as BGR uint8; raises :class:`DecodeError` naming the file and the problem."""
+    """Read an image file as BGR uint8; raises :class:`DecodeError` naming the file and the problem.
+
+    ``max_bytes`` bounds the bytes read (default: :func:`max_file_bytes` of ``max_pixels``).
+    """
     p = Path(path)
+    limit = max_file_bytes(max_pixels) if max_bytes is None else max_bytes
+    return decode_image(read_regular_file(p, limit), str(p), max_pixels=max_pixels, min_side=min_side)
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+# Non-blocking so that no special file can hang the open; the flags are absent on Windows (no FIFOs there).
+_OPEN_FLAGS = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _not_regular(p: Path, mode: int) -> DecodeError:
+    if stat.S_ISDIR(mode):
+        return DecodeError(f"{p}: is a folder, not an image file")
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return DecodeError(f"{p}: is {kind}, not a regular file; only regular files are read as images")
+
+
+def read_regular_file(p: Path, max_bytes: int | None) -> bytes:
+    """The bytes of a regular file (symlinks followed), at most ``max_bytes``; anything else is a DecodeError.
+
+    The type is checked before opening (opening some devices has effects) and again on the open descriptor,
+    which is opened non-blocking so that a FIFO swapped in between cannot hang the read.
+    """
     try:
-        data = p.read_bytes()
-    except IsADirectoryError:
-        raise DecodeError(f"{p}: is a folder, not an image file") from None
+        st = os.stat(p)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(p, st.st_mode)
+        _check_bytes(p, st.st_size, max_bytes)
+        fd = os.open(p, os.O_RDONLY | _OPEN_FLAGS)
     except FileNotFoundError:
         raise DecodeError(f"{p}: no such file") from None
     except OSError as exc:
         raise DecodeError(f"{p}: cannot read ({exc.strerror or exc})") from exc
-    return decode_image(data, str(p), max_pixels=max_pixels, min_side=min_side)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(p, st.st_mode)
+        chunks: list[bytes] = []
+        got = 0
+        step = max(st.st_size + 1, 1 << 16)  # one read for the whole file: no copy when the chunks are joined
+        while max_bytes is None or got <= max_bytes:  # a file that grows while it is read stops past the limit
+            chunk = os.read(fd, step if max_bytes is None else min(step, max_bytes + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except OSError as exc:
+        raise DecodeError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+    _check_bytes(p, got, max_bytes)
+    return b"".join(chunks)
+
+
+def _check_bytes(p: Path, size: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise DecodeError(
+            f"{p}: file is larger than the read limit of {max_bytes / 2**20:.0f} MiB "
+            "(8 bytes per pixel of the pixel limit; raise max_pixels / --max-pixels to read it)"
+        )
 
 
 def decode_image(
@@ -99,16 +174,7 @@ def decode_image(
     min_side: int = DEFAULT_MIN_SIDE,
 ) -> np.ndarray:
     """Decode encoded image bytes as BGR uint8 (see the module docstring for the conversions)."""
-    if len(data) == 0:
-        raise DecodeError(f"{origin}: empty file (0 bytes)")
-    header = sniff(data)
-    if header is None:
-        if video := video_container(data):
-            raise DecodeError(f"{origin}: is a video ({video}), not an image; use `edgeemo video`")
-        raise DecodeError(f"{origin}: not an image (content starts with {data[:12]!r}, no known image signature)")
-    if header.width is not None and header.height is not None:
-        _check_size(origin, header.width, header.height, max_pixels, min_side)
-    _check_complete(data, header, origin)
+    header = check_header(data, origin, max_pixels=max_pixels, min_side=min_side)
     flags = cv2.IMREAD_UNCHANGED if header.alpha else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
@@ -118,6 +184,36 @@ def decode_image(
         raise DecodeError(f"{origin}: cannot decode {header.format} data (corrupt or truncated file)")
     _check_size(origin, img.shape[1], img.shape[0], max_pixels, min_side)
     return to_bgr8(img)
+
+
+def check_header(
+    data: bytes,
+    origin: str = "<bytes>",
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    min_side: int = DEFAULT_MIN_SIDE,
+) -> ImageHeader:
+    """Everything checked before pixels are decoded (format, stated size, completeness); for callers that decode
+    with their own OpenCV flags (export's face sets and calibration)."""
+    if len(data) == 0:
+        raise DecodeError(f"{origin}: empty file (0 bytes)")
+    header = sniff(data)
+    if header is None:
+        if video := video_container(data):
+            raise DecodeError(f"{origin}: is a video ({video}), not an image; use `edgeemo video`")
+        raise DecodeError(f"{origin}: not an image (content starts with {data[:12]!r}, no known image signature)")
+    if header.format in UNSUPPORTED_FORMATS:
+        raise DecodeError(f"{origin}: {header.format} images are not supported; convert it to JPEG or PNG")
+    if header.problem:
+        raise DecodeError(f"{origin}: {header.format} {header.problem}; refused before decoding")
+    if header.width is None or header.height is None:
+        raise DecodeError(
+            f"{origin}: {header.format} header does not state the image size where its decoder reads it "
+            "(corrupt, or an unusual layout); refused before decoding"
+        )
+    _check_size(origin, header.width, header.height, max_pixels, min_side)
+    _check_complete(data, header, origin)
+    return header
 
 
 def to_bgr8(img: np.ndarray) -> np.ndarray:
@@ -185,114 +281,6 @@ def _check_complete(data: bytes, header: ImageHeader, origin: str) -> None:
         raise DecodeError(f"{origin}: truncated PNG (no IEND chunk at the end)")
 
 
-def sniff(data: bytes) -> ImageHeader | None:
-    """Name the format from the signature and read the size where the header holds it; None if unknown."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return _png(data)
-    if data.startswith(b"\xff\xd8\xff"):
-        return _jpeg(data)
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        w, h = struct.unpack("<HH", data[6:10])
-        return ImageHeader("GIF", w, h)
-    if data.startswith(b"BM") and len(data) >= 26:
-        w, h = struct.unpack("<ii", data[18:26])
-        return ImageHeader("BMP", abs(w), abs(h), alpha=True)
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return _webp(data)
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return _tiff(data)
-    if data[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and len(data) > 2 and data[2:3].isspace():
-        return ImageHeader("PNM")
-    if data[:2] in (b"Pf", b"PF") and len(data) > 2 and data[2:3].isspace():
-        return ImageHeader("PFM")
-    if data.startswith(b"\x00\x00\x00\x0cjP  ") or data.startswith(b"\xff\x4f\xff\x51"):
-        return ImageHeader("JPEG 2000")
-    if data[4:12] in (b"ftypavif", b"ftypavis"):
-        return ImageHeader("AVIF", alpha=True)
-    if data.startswith(b"#?RADIANCE") or data.startswith(b"#?RGBE"):
-        return ImageHeader("HDR")
-    if data.startswith(b"\x59\xa6\x6a\x95"):
-        return ImageHeader("Sun raster")
-    return None
-
-
-def _png(data: bytes) -> ImageHeader:
-    if len(data) < 33 or data[12:16] != b"IHDR":
-        return ImageHeader("PNG")
-    w, h = struct.unpack(">II", data[16:24])
-    colour_type = data[25]
-    alpha = colour_type in (4, 6) or b"tRNS" in data[33 : 33 + 4096]
-    return ImageHeader("PNG", w, h, alpha)
-
-
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def _jpeg(data: bytes) -> ImageHeader:
-    i = 2
-    n = len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            break
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if marker in _SOF and i + 9 <= n:
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return ImageHeader("JPEG", w, h)
-        if marker == 0xDA:
-            break
-        i += 2 + length
-    return ImageHeader("JPEG")
-
-
-def _tiff(data: bytes) -> ImageHeader:
-    """Size from the first IFD's ImageWidth/ImageLength tags (a deflated TIFF can be a decompression bomb)."""
-    end = "<" if data[:2] == b"II" else ">"
-    width = height = None
-    if len(data) >= 8:
-        (ifd,) = struct.unpack(end + "I", data[4:8])
-        if ifd + 2 <= len(data):
-            (count,) = struct.unpack(end + "H", data[ifd : ifd + 2])
-            for k in range(count):
-                off = ifd + 2 + 12 * k
-                if off + 12 > len(data):
-                    break
-                tag, kind = struct.unpack(end + "HH", data[off : off + 4])
-                if tag not in (256, 257) or kind not in (3, 4):
-                    continue
-                fmt, size = (end + "H", 2) if kind == 3 else (end + "I", 4)
-                (value,) = struct.unpack(fmt, data[off + 8 : off + 8 + size])
-                if tag == 256:
-                    width = value
-                else:
-                    height = value
-    if width is None or height is None:
-        return ImageHeader("TIFF", alpha=True)
-    return ImageHeader("TIFF", width, height, alpha=True)
-
-
-def _webp(data: bytes) -> ImageHeader:
-    chunk = data[12:16]
-    if chunk == b"VP8X" and len(data) >= 30:
-        flags = data[20]
-        w = 1 + int.from_bytes(data[24:27], "little")
-        h = 1 + int.from_bytes(data[27:30], "little")
-        return ImageHeader("WebP", w, h, alpha=bool(flags & 0x10))
-    if chunk == b"VP8 " and len(data) >= 30:
-        w, h = struct.unpack("<HH", data[26:30])
-        return ImageHeader("WebP", w & 0x3FFF, h & 0x3FFF)
-    if chunk == b"VP8L" and len(data) >= 25:
-        bits = int.from_bytes(data[21:25], "little")
-        return ImageHeader("WebP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, alpha=True)
-    return ImageHeader("WebP", alpha=True)
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[-1][:200] if text else type(exc).__name__
@@ -306,8 +294,12 @@ def natural_key(text: str) -> tuple[tuple[Any, ...], str]:
 
 def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
     """Image files (by extension; hidden files and folders skipped) in ``folder``, in natural order of their
-    relative paths. Symlinked folders are not followed; symlinked files are kept even when broken or looping,
-    so that reading them reports the problem.
+    relative paths.
+
+    Entries are listed by name, whatever they are, so that reading them reports what is wrong rather than
+    dropping them silently: broken or looping symlinks, FIFOs and devices, files of image formats that cannot
+    be decoded (``.heic``, ``.jxl`` ...) and, without ``recursive``, folders named like images. Symlinked
+    folders are never followed.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -323,12 +315,15 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         rel_dir = os.path.relpath(dirpath, root)
         prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        found.extend(prefix + name for name in filenames if not name.startswith(".") and is_image_name(name))
-        # os.walk lists symlinks to folders among dirnames; an image-named one is kept, as a file would be.
+        found.extend(prefix + name for name in filenames if not name.startswith(".") and _listed_name(name))
+        # os.walk lists symlinks to folders among dirnames: an image-named one is kept, as a file would be, and
+        # so is an image-named folder that will not be walked into.
         found.extend(
             prefix + name
             for name in dirnames
-            if not name.startswith(".") and is_image_name(name) and os.path.islink(os.path.join(dirpath, name))
+            if not name.startswith(".")
+            and is_image_name(name)
+            and (not recursive or os.path.islink(os.path.join(dirpath, name)))
         )
         if not recursive:
             break
