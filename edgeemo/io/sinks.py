@@ -115,9 +115,11 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int | None
     write_text_atomic(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
-def write_csv_atomic(path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def write_csv_atomic(
+    path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[Any]], lineterminator: str = "\n"
+) -> None:
     with atomic_open(path) as f:
-        w = csv.writer(f, lineterminator="\n")
+        w = csv.writer(f, lineterminator=lineterminator)
         w.writerow(header)
         w.writerows(rows)
 
@@ -243,11 +245,23 @@ def prepare_outputs(outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[
         seen[key] = what
         if p.is_dir():
             raise InputError(f"{what} {printable(str(p))} is a folder; give a file name")
-    for _, p in outputs:
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise output_error(p.parent, exc, "cannot create the output folder") from exc
+    for folder in dict.fromkeys(p.parent for _, p in outputs):
+        prepare_folder(folder)
+
+
+def prepare_folder(folder: str | os.PathLike[str]) -> Path:
+    """Create ``folder`` (and its parents) when missing and check that a file can be created in it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(folder, exc, "cannot create the output folder") from exc
+    if not folder.is_dir():
+        raise OutputError(f"{printable(str(folder))}: is not a folder")
+    fd, probe = create_temp(folder / "edgeemo")
+    os.close(fd)
+    os.unlink(probe)
+    return folder
 
 
 @contextlib.contextmanager
