@@ -70,7 +70,7 @@ def plot_circumplex(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise output_error(out.parent, exc, "cannot create the output folder") from exc
+        raise output_error(out, exc, "cannot write the circumplex plot") from exc
     save_figure(fig, out)
     return out
 

@@ -174,8 +174,11 @@ def test_a_file_without_decodable_frames_is_a_decode_error(pipe: Pipeline, tmp_p
 def test_missing_source_and_bad_options_fail_before_any_work(pipe: Pipeline, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="video file not found"):
         VideoRun(pipe, tmp_path / "nope.mp4")
-    with pytest.raises(InputError, match="output folder"):
-        VideoRun(pipe, SAMPLE, VideoOutputs(jsonl=tmp_path / "no" / "f.jsonl"))
+    with pytest.raises(InputError, match="are the same file"):
+        VideoRun(pipe, SAMPLE, VideoOutputs(jsonl=tmp_path / "f.jsonl", csv=tmp_path / "f.jsonl"))
+    with pytest.raises(InputError, match=r"cannot write a video as '\.txt'"):
+        VideoRun(pipe, SAMPLE, VideoOutputs(video=tmp_path / "o.txt"))
+    assert list(tmp_path.iterdir()) == []
     with pytest.raises(InputError, match="detect_every"):
         VideoOptions(detect_every=0)
 

@@ -71,5 +71,7 @@ def main() -> None:
             show()
             sys.exit(code)
         raise
+    if rc == 130:  # typer turns Ctrl-C inside a command into a returned 130
+        typer.echo("edgeemo: interrupted", err=True)
     if isinstance(rc, int) and rc != 0:
         sys.exit(rc)

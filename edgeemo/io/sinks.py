@@ -244,7 +244,7 @@ def prepare_outputs(outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[
             raise InputError(f"{what} and {seen[key]} are the same file {printable(key)}; give each its own name")
         seen[key] = what
         if p.is_dir():
-            raise InputError(f"{what} {printable(str(p))} is a folder; give a file name")
+            raise OutputError(f"{printable(str(p))}: cannot write {what} there: it is a folder; give a file name")
     for folder in dict.fromkeys(p.parent for _, p in outputs):
         prepare_folder(folder)
 
