@@ -52,10 +52,6 @@ class ResumePlan:
     reasons: Mapping[str, str]  # image_path -> reason, for every entry of todo
     reused: int
 
-    def rerun_counts(self) -> Counter[str]:
-        """Re-run files per reason (new files not counted)."""
-        return Counter(r for r in self.reasons.values() if r != NEW)
-
 
 def file_digest(path: str | os.PathLike[str]) -> str | None:
     """SHA-256 (first 32 hex digits) of a regular file's bytes; None for anything else (FIFO, device, folder,

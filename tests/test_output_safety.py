@@ -427,8 +427,11 @@ def test_ctrl_c_on_classify_says_interrupted_and_keeps_the_journal(tmp_path: Pat
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal, even under a job
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not journal.exists() or journal.read_text().count("\n") < 40):
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(j.exists() and j.read_text().count("\n") >= 40 for j in (journal, out.with_name("s.csv.partial"))):
+            break
         time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
