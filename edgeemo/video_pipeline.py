@@ -384,7 +384,7 @@ class VideoRun:
         """Process the source to its end or until :meth:`stop`; finalise every output; return the summary.
 
         A KeyboardInterrupt is finalised the same way and then re-raised. A source that yields no frame at all
-        raises :class:`DecodeError` (after the empty outputs are closed).
+        raises :class:`DecodeError` (no output is written: earlier files of the same names are kept).
         """
         opt = self.options
         session = VideoSession(self.engine, opt.detect_every, opt.smoothing, opt.max_misses, opt.iou_threshold)
@@ -494,6 +494,14 @@ class VideoRun:
         what was kept; a run stopped early notes that its outputs cover only the frames processed."""
         errors: list[BaseException] = []
         dropped: list[str] = []
+        if frames == 0:  # nothing to keep: earlier files of the same names stay as they were
+            for sink in (self._jsonl, self._csv):
+                if sink is not None:
+                    sink.discard()
+            if self._writer is not None:
+                self._writer.close()  # no frame: removes its temporary file
+            self.notes.append("no frame was processed: no output written")
+            return
 
         def attempt(name: str, fn: Callable[[], Path | None]) -> None:
             try:

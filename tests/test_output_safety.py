@@ -361,6 +361,26 @@ def test_a_failed_timeline_keeps_the_earlier_plot_and_says_what_was_kept(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.jsonl", "t.csv", "t.png"]  # no temporary left
 
 
+def test_a_video_without_frames_leaves_earlier_outputs_alone(tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    from edgeemo.errors import DecodeError
+    from edgeemo.pipeline import Pipeline
+    from edgeemo.video_pipeline import VideoOutputs, VideoRun
+
+    empty = tmp_path / "zero_frames.mp4"
+    with av.open(str(empty), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        out.start_encoding()  # header and trailer, no frame
+    outs = VideoOutputs(jsonl=tmp_path / "f.jsonl", csv=tmp_path / "f.csv", timeline=tmp_path / "t.png")
+    for p in outs.paths():
+        p.write_text("earlier run\n")
+    with Pipeline(detector="blazeface") as pipe, pytest.raises(DecodeError):
+        VideoRun(pipe, empty, outs).run()
+    assert {p.read_text() for p in outs.paths()} == {"earlier run\n"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.csv", "f.jsonl", "t.csv", "t.png", "zero_frames.mp4"]
+
+
 # ------------------------------------------------------------------------------------ 9: side files, modes, signals
 def test_planted_links_under_side_file_names_are_never_written_through(
     tmp_path: Path, face: np.ndarray, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
