@@ -505,5 +505,7 @@ def test_every_command_creates_the_folders_of_its_outputs(
     args = ["video", str(SAMPLE), "--out", str(base / "v" / "o.mp4"), "--timeline", str(base / "t" / "t.png")]
     code, _, err = run_cli(args, monkeypatch, capsys)
     assert code == 0, err
-    for p in ("c/s.csv", "p/p.csv", "i/1.png", "i/1.json", "v/o.mp4", "t/t.png", "t/t.csv"):
+    results = REPO / "benchmarks" / "results" / "full.json"
+    assert run_cli(["bench", "report", str(results), "--out", str(base / "b" / "t.md")], monkeypatch, capsys)[0] == 0
+    for p in ("c/s.csv", "p/p.csv", "i/1.png", "i/1.json", "v/o.mp4", "t/t.png", "t/t.csv", "b/t.md"):
         assert (base / p).is_file(), p
