@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeemo.errors import InputError, MissingDependencyError
+from edgeemo.io.sinks import output_error
+from edgeemo.timeline import save_figure
 from edgeemo.va import AXIS_LIMIT, CENTROIDS, axis_limit, centroid_table
 
 Row = tuple[float | None, int | None, float | None, float | None, str | None]
@@ -33,7 +35,8 @@ def plot_circumplex(
     classes: Sequence[str] | None = None,
     title: str = "Valence-arousal trajectory",
 ) -> Path:
-    """Write the circumplex plot of ``rows`` to ``out_path`` (PNG) and return the path.
+    """Write the circumplex plot of ``rows`` to ``out_path`` (PNG, or the format of its suffix, atomically) and
+    return the path.
 
     ``classes`` picks the reference centroids (default: every category :mod:`edgeemo.va` knows). Rows whose
     valence, arousal or source is missing (faces without a VA estimate) are skipped; if none is left the plot
@@ -66,9 +69,9 @@ def plot_circumplex(
     out = Path(out_path)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, format="png")
     except OSError as exc:
-        raise InputError(f"{out}: cannot write the circumplex plot ({exc})") from exc
+        raise output_error(out, exc, "cannot write the circumplex plot") from exc
+    save_figure(fig, out)
     return out
 
 

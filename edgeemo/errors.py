@@ -6,6 +6,8 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno as _errno
+
 
 class EdgeemoError(Exception):
     """Base class of every error edgeemo raises on purpose."""
@@ -27,6 +29,27 @@ class InputError(EdgeemoError):
 
 class DecodeError(InputError):
     """An image or video could not be decoded."""
+
+
+class OutputError(InputError):
+    """An output file or folder cannot be written (read-only folder, full disk, ...); the message names it.
+
+    ``errno`` is the operating system's error number when there is one; :attr:`folder_wide` tells whether the
+    next output into the same place would fail the same way (full disk, read-only or vanished folder).
+    """
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+    @property
+    def folder_wide(self) -> bool:
+        return self.errno in _FOLDER_WIDE
+
+
+_FOLDER_WIDE = frozenset(
+    {_errno.ENOSPC, _errno.EDQUOT, _errno.EROFS, _errno.EACCES, _errno.EPERM, _errno.ENOENT, _errno.EIO}
+)
 
 
 class DeviceError(EdgeemoError):
@@ -53,3 +76,10 @@ class ExportError(EdgeemoError):
     """Export or parity checking failed."""
 
     exit_code = 6
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``), so a file name cannot split or colour a line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -9,18 +9,18 @@ a track was not seen stay empty. Matplotlib (the ``plot`` extra) is imported onl
 
 from __future__ import annotations
 
-import csv
 import itertools
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeemo.errors import InputError, MissingDependencyError
+from edgeemo.errors import InputError, MissingDependencyError, printable
+from edgeemo.io.sinks import atomic_open, write_csv_atomic
 from edgeemo.results import FrameResult
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ EMOTION_COLOURS = {
     "surprise": "#ff7f0e",
     "uncertain": "#e377c2",
 }
+# What matplotlib's Agg canvas writes, by file suffix (checked before a run, so a typo fails at once).
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp",
+                ".tif": "tiff", ".tiff": "tiff", ".eps": "eps", ".ps": "ps"}  # fmt: skip
 _FALLBACK = ("#17becf", "#bcbd22", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2")
 
 
@@ -113,13 +116,11 @@ class Timeline:
         return head
 
     def write_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write all rows (written to a temporary name, then renamed: a finished file is always complete)."""
+        """Write all rows atomically (a finished file is always complete)."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".part")
         va = self.has_va
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(self.csv_header())
+
+        def rows() -> Iterator[list[Any]]:
             for r in self.rows:
                 row: list[Any] = [r.frame, f"{r.timestamp:.4f}", r.track_id, r.label]
                 row += [f"{v:.6f}" for v in r.probabilities]
@@ -129,8 +130,9 @@ class Timeline:
                         "" if r.arousal is None else f"{r.arousal:.6f}",
                         r.va_source or "",
                     ]
-                w.writerow(row)
-        os.replace(tmp, path)
+                yield row
+
+        write_csv_atomic(path, self.csv_header(), rows(), lineterminator="\r\n")
         return path
 
     # --------------------------------------------------------------------------------------------- plot
@@ -206,7 +208,7 @@ class Timeline:
             hidden = len(self.tracks()) - len(tracks)
             if hidden > 0:
                 fig.text(0.01, 0.005, f"{hidden} shorter track(s) not drawn; all tracks are in the CSV", fontsize=8)
-        fig.savefig(path)
+        save_figure(fig, path)
         return path
 
     def _tracks_to_plot(self, max_tracks: int) -> list[int]:
@@ -217,6 +219,24 @@ class Timeline:
         if len(counts) > max_tracks:
             log.info("timeline: drawing the %d longest of %d tracks", max_tracks, len(counts))
         return sorted(longest)
+
+
+def plot_format(path: str | os.PathLike[str]) -> str:
+    """The matplotlib format of a plot file from its suffix; :class:`InputError` for a suffix it cannot write."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in PLOT_FORMATS:
+        raise InputError(
+            f"{printable(str(path))}: cannot draw a plot as {suffix or 'a file without suffix'!r} "
+            f"(use {', '.join(PLOT_FORMATS)})"
+        )
+    return PLOT_FORMATS[suffix]
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Save a matplotlib figure atomically (temporary file beside ``path``, then renamed)."""
+    fmt = plot_format(path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format=fmt)
 
 
 def _colour(name: str, i: int) -> str:

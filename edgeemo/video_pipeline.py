@@ -13,12 +13,17 @@ Decoding (PyAV/FFmpeg), inference (onnxruntime) and encoding (libx264) release t
 overlap. :meth:`VideoRun.stop` (wired to Ctrl-C/SIGTERM by the CLI) ends the run after the frames already
 being detected;
 every output written so far is then finalised: the mp4 is closed (playable), JSON lines/CSV are complete
-line by line, the timeline is written.
+line by line, the timeline is written, and the summary says that they cover only the frames processed.
+
+Every output is written under a temporary name beside its final one and moved into place when complete
+(:mod:`edgeemo.io.sinks`), so an earlier file of the same name stays whole until then; an output whose writing
+failed is dropped (the earlier file is kept) and the error says which outputs were kept.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -30,15 +35,24 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-from edgeemo.errors import DecodeError, EdgeemoError, InputError
-from edgeemo.io.video import DEFAULT_STREAM_TIMEOUT, FrameReader, SourceInfo, VideoFrame, VideoWriter
+from edgeemo.errors import DecodeError, EdgeemoError, InputError, printable
+from edgeemo.io.sinks import AtomicFile, output_error, prepare_outputs
+from edgeemo.io.video import (
+    DEFAULT_STREAM_TIMEOUT,
+    VIDEO_SUFFIXES,
+    FrameReader,
+    SourceInfo,
+    VideoFrame,
+    VideoWriter,
+    parse_source,
+)
 from edgeemo.results import Face, FrameResult
 from edgeemo.session import usable_cores
-from edgeemo.timeline import Timeline
+from edgeemo.timeline import Timeline, plot_format
 from edgeemo.video_session import FrameEngine, VideoSession
 
 log = logging.getLogger(__name__)
@@ -107,8 +121,32 @@ class VideoOutputs:
         return self.timeline.with_suffix(".csv") if self.timeline is not None else None
 
     def paths(self) -> list[Path]:
-        candidates = (self.video, self.jsonl, self.csv, self.timeline, self.resolved_timeline_csv(), self.circumplex)
-        return [p for p in candidates if p]
+        return [p for _, p in self.named()]
+
+    def named(self) -> list[tuple[str, Path]]:
+        """(what it is, path) of every output given."""
+        candidates = (
+            ("the video output", self.video),
+            ("the JSON lines", self.jsonl),
+            ("the CSV", self.csv),
+            ("the timeline", self.timeline),
+            ("the timeline CSV (beside the timeline plot)", self.resolved_timeline_csv()),
+            ("the circumplex", self.circumplex),
+        )
+        return [(what, p) for what, p in candidates if p]
+
+    def prepare(self, source: str | os.PathLike[str] | None = None) -> None:
+        """Before a run: refuse formats that cannot be written and outputs that are one file (or the input
+        video ``source``), and create missing output folders."""
+        if self.video is not None and self.video.suffix.lower() not in VIDEO_SUFFIXES:
+            raise InputError(
+                f"{printable(str(self.video))}: cannot write a video as {self.video.suffix!r} "
+                f"(use {', '.join(s for s in VIDEO_SUFFIXES if s)})"
+            )
+        for plot in (self.timeline, self.circumplex):
+            if plot is not None:
+                plot_format(plot)
+        prepare_outputs(self.named(), [("the input video", Path(source))] if source is not None else [])
 
 
 @dataclass(frozen=True)
@@ -158,36 +196,46 @@ class VideoSummary:
 
 
 # ---------------------------------------------------------------------------------------------------- sinks
-def _open_text(path: Path) -> IO[str]:
-    try:
-        return open(path, "w", newline="", encoding="utf-8")  # closed by the sink
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-
-
-class _JsonlSink:
-    """One JSON object per frame (``FrameResult.to_dict()``), flushed per line so a stopped run loses nothing."""
+class _TextSink:
+    """A text output written under a temporary name and moved into place by :meth:`close` (``commit``) or
+    dropped by :meth:`discard`; a write error marks it failed and names the file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: IO[str] = _open_text(path)
+        self.failed = False
+        self._out = AtomicFile(path)
+        self._fh = self._out.file
+
+    def _flush(self, text: str) -> None:
+        try:
+            self._fh.write(text)
+            self._fh.flush()
+        except OSError as exc:
+            self.failed = True
+            raise output_error(self.path, exc) from exc
+
+    def close(self) -> Path:
+        return self._out.commit()
+
+    def discard(self) -> None:
+        self._out.discard()
+
+
+class _JsonlSink(_TextSink):
+    """One JSON object per frame (``FrameResult.to_dict()``), flushed per line so a stopped run loses nothing."""
 
     def write(self, result: FrameResult) -> None:
-        self._fh.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
+        self._flush(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
 
 
-class _CsvSink:
+class _CsvSink(_TextSink):
     """One row per face per frame: frame, timestamp, track, box, score, label, confidence, probabilities, VA."""
 
     def __init__(self, path: Path, classes: Sequence[str]) -> None:
-        self.path = path
+        super().__init__(path)
         self.classes = tuple(classes)
-        self._fh: IO[str] = _open_text(path)
-        self._w = csv.writer(self._fh)
+        self._buf = io.StringIO()
+        self._w = csv.writer(self._buf)
         self._w.writerow(
             [
                 "frame",
@@ -206,7 +254,13 @@ class _CsvSink:
                 "va_source",
             ]
         )
-        self._fh.flush()
+        self._drain()
+
+    def _drain(self) -> None:
+        text = self._buf.getvalue()
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._flush(text)
 
     def write(self, result: FrameResult) -> None:
         ts = "" if result.timestamp is None else f"{result.timestamp:.4f}"
@@ -231,10 +285,7 @@ class _CsvSink:
                     p.va_source or "",
                 ]
             )
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
+        self._drain()
 
 
 # ------------------------------------------------------------------------------------------------------ run
@@ -264,9 +315,8 @@ class VideoRun:
         self.engine = engine
         self.outputs = outputs or VideoOutputs()
         self.options = options or VideoOptions()
-        for p in self.outputs.paths():
-            if not p.parent.is_dir():
-                raise InputError(f"{p}: output folder {p.parent} does not exist")
+        kind, value = parse_source(source)
+        self.outputs.prepare(str(value) if kind == "file" else None)
         if (self.outputs.video is not None or show is not None) and annotate is None:
             raise InputError("an output video or live window needs an annotate function")
         self.reader = FrameReader(
@@ -348,7 +398,7 @@ class VideoRun:
         """Process the source to its end or until :meth:`stop`; finalise every output; return the summary.
 
         A KeyboardInterrupt is finalised the same way and then re-raised. A source that yields no frame at all
-        raises :class:`DecodeError` (after the empty outputs are closed).
+        raises :class:`DecodeError` (no output is written: earlier files of the same names are kept).
         """
         opt = self.options
         session = VideoSession(self.engine, opt.detect_every, opt.smoothing, opt.max_misses, opt.iou_threshold)
@@ -393,12 +443,9 @@ class VideoRun:
             self._out_queue.put(_DONE)
             out_thread.join()
             self.reader.close()
-            self._close_sinks()
+            self._close_sinks(done[0], interrupted or self._stop.is_set())
         if self._out_error is not None:
-            err = self._out_error
-            if isinstance(err, EdgeemoError):
-                raise err
-            raise EdgeemoError(f"writing outputs failed: {err}") from err
+            raise self._out_error
         seconds = time.perf_counter() - t_start
         frames, faces = done
         stats = self.reader.stats
@@ -455,9 +502,20 @@ class VideoRun:
                 if self._out_error is not None:
                     return
 
-    def _close_sinks(self) -> None:
-        """Close every sink, even when one fails; the first failure is raised after all are closed."""
+    def _close_sinks(self, frames: int, stopped: bool) -> None:
+        """Finalise every output, even when one fails: each is moved into place whole, or dropped (an earlier
+        file of its name kept) when its writing failed. The first failure is raised after all are closed, naming
+        what was kept; a run stopped early notes that its outputs cover only the frames processed."""
         errors: list[BaseException] = []
+        dropped: list[str] = []
+        if frames == 0:  # nothing to keep: earlier files of the same names stay as they were
+            for sink in (self._jsonl, self._csv):
+                if sink is not None:
+                    sink.discard()
+            if self._writer is not None:
+                self._writer.close()  # no frame: removes its temporary file
+            self.notes.append("no frame was processed: no output written")
+            return
 
         def attempt(name: str, fn: Callable[[], Path | None]) -> None:
             try:
@@ -466,6 +524,7 @@ class VideoRun:
                     self._written[name] = p
             except BaseException as exc:
                 errors.append(exc)
+                dropped.append(name)
                 log.error("finalising %s failed: %s", name, exc)
 
         if self._writer is not None:
@@ -477,14 +536,13 @@ class VideoRun:
 
             attempt("video", close_video)
         for name, sink in (("jsonl", self._jsonl), ("csv", self._csv)):
-            if sink is not None:
-                s = sink
-
-                def close_sink(s: Any = s) -> Path:
-                    s.close()
-                    return s.path
-
-                attempt(name, close_sink)
+            if sink is None:
+                continue
+            if sink.failed:
+                sink.discard()
+                dropped.append(name)
+            else:
+                attempt(name, sink.close)
         tl = self._timeline
         if tl is not None:
             tl_csv = self.outputs.resolved_timeline_csv()
@@ -498,9 +556,26 @@ class VideoRun:
                 if tl.has_va:
                     attempt("circumplex", lambda: _plot_circumplex(tl, circ))
                 else:
-                    self.notes.append(f"{circ} not written: the results carry no valence/arousal")
-        if errors and self._out_error is None:
-            self._out_error = errors[0]
+                    self.notes.append(f"{printable(str(circ))} not written: the results carry no valence/arousal")
+        kept = ", ".join(printable(str(p)) for p in self._written.values())
+        if self._out_error is not None or errors:
+            if self._out_error is None:
+                self._out_error = errors[0]
+            what = f"kept (partial: {frames} frames processed): {kept}" if kept else "no output was written"
+            lost = f"; not written (an earlier file of the same name is kept): {', '.join(dropped)}" if dropped else ""
+            self._out_error = _with_context(self._out_error, f"{what}{lost}")
+        elif stopped and kept:
+            self.notes.append(f"stopped early: the outputs cover the first {frames} frames only (partial): {kept}")
+
+
+def _with_context(err: BaseException, context: str) -> EdgeemoError:
+    """The error of a failed run as an :class:`EdgeemoError` (its own family kept) that also says what was kept."""
+    if isinstance(err, EdgeemoError):
+        err.args = (f"{err}; {context}",)
+        return err
+    wrapped = EdgeemoError(f"writing outputs failed: {err}; {context}")
+    wrapped.__cause__ = err
+    return wrapped
 
 
 def _plot_circumplex(tl: Timeline, path: Path) -> Path:

@@ -63,7 +63,9 @@ def test_submission_order_errors_and_probabilities(tmp_path: Path, crops_dir: Pa
     assert p[0] == ["image_path", "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert [row[0] for row in p[1:]] == [row[0] for row in rows[1:]]
     assert all(abs(sum(map(float, row[1:])) - 1) < 1e-4 for row in p[1:])
-    assert not (tmp_path / "submission.csv.partial").exists()
+    journal = read_rows(tmp_path / "submission.csv.journal")  # kept: what each row was computed from
+    assert journal[0][:4] == ["image_path", "input_sha256", "run_key", "emotion"]
+    assert [row[0] for row in journal[1:]] == [row[0] for row in rows[1:]]
     assert "2 files could not be read" in r.stderr
 
     rec = tmp_path / "rec.csv"
@@ -76,8 +78,13 @@ def test_resume_skips_done_rows_without_duplicates(tmp_path: Path, crops_dir: Pa
     out = tmp_path / "submission.csv"
     assert runner.invoke(app, ["classify", str(crops_dir), "--out", str(out)]).exit_code == 0
     rows = read_rows(out)
-    # Keep the rows of 1..10 with a label the model would not give (proof they are not recomputed), drop the rest.
+    # Keep the rows of 1..10 with a label the model would not give (proof they are not recomputed), drop the rest;
+    # the journal, which records what each row was computed from, is what a resumed run trusts.
     kept = [rows[0]] + [[name, "sad"] for name, _ in rows[1:11]]
+    journal = tmp_path / "submission.csv.journal"
+    records = read_rows(journal)
+    with open(journal, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([records[0]] + [[*r[:3], "sad", *r[4:]] for r in records[1:11]])
     with open(out, "w", newline="") as f:
         csv.writer(f, lineterminator="\n").writerows(kept)
     r = runner.invoke(app, ["classify", str(crops_dir), "--out", str(out)])
@@ -101,9 +108,13 @@ def test_journal_of_a_killed_run_is_merged(tmp_path: Path, crops_dir: Path) -> N
         == 0
     )
     full = read_rows(out)
-    header = ["image_path", "emotion", "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-    journal = tmp_path / "submission.csv.partial"
-    lines = [",".join(header), "3.png,fear,0,0,1,0,0,0,0", "1.png,fear,0,0,1,0,0,0,0", "2.png,fe"]
+    journal = tmp_path / "submission.csv.journal"
+    records = {r[0]: r for r in read_rows(journal)}
+    header = ["image_path", "input_sha256", "run_key", "emotion", "angry", "disgust", "fear", "happy", "sad"]
+    assert records["image_path"] == [*header, "surprise", "neutral"]
+    lines = [",".join(records["image_path"])]
+    lines += [",".join([*records[k][:3], "fear", "0", "0", "1", "0", "0", "0", "0"]) for k in ("3.png", "1.png")]
+    lines += [",".join(records["2.png"][:3]) + ",fe"]
     journal.write_text("\n".join(lines))  # "2.png" was being written when the process died
     out.unlink()
     r = runner.invoke(app, ["classify", str(crops_dir), "--out", str(out)])
@@ -111,7 +122,7 @@ def test_journal_of_a_killed_run_is_merged(tmp_path: Path, crops_dir: Path) -> N
     rows = read_rows(out)
     assert rows[1] == ["1.png", "fear"] and rows[3] == ["3.png", "fear"]  # taken from the journal
     assert rows[2] == full[2]  # torn row recomputed
-    assert len(rows) == len(full) and not journal.exists()
+    assert len(rows) == len(full) and len(read_rows(journal)) == len(full)  # one record per row, none torn
 
 
 def test_workers_give_identical_results(tmp_path: Path, crops_dir: Path) -> None:
@@ -156,7 +167,7 @@ def test_kill_9_loses_at_most_the_batch_in_flight(tmp_path: Path, astronaut_bgr:
     for k in range(600):
         (d / f"{k}.png").write_bytes(crop)
     out = tmp_path / "submission.csv"
-    journal = tmp_path / "submission.csv.partial"
+    journal = tmp_path / "submission.csv.journal"
     cmd = [
         sys.executable,
         "-c",

@@ -280,7 +280,11 @@ def test_classify_reports_every_bad_file_and_writes_every_good_one(
     for name, reason in bad.items():
         assert re.search(reason, errors[name]), (name, errors[name])
     assert f"{len(bad)} files could not be read" in r.stderr
-    assert sorted(p.name for p in out.parent.iterdir()) == ["submission.csv", "submission.errors.csv"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "submission.csv",
+        "submission.csv.journal",  # what each row was computed from, for the next resume
+        "submission.errors.csv",
+    ]
 
 
 def test_image_command_reports_every_bad_file_and_writes_every_good_one(
@@ -380,7 +384,7 @@ def test_kill_9_then_rerun_with_workers_equals_one_clean_run(
 ) -> None:
     folder, _, _ = big_folder
     out = tmp_path / "submission.csv"
-    journal = tmp_path / "submission.csv.partial"
+    journal = tmp_path / "submission.csv.journal"
     cmd = [*CLI, "classify", str(folder), "-o", str(out), "--batch-size", "32"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -397,7 +401,7 @@ def test_kill_9_then_rerun_with_workers_equals_one_clean_run(
     assert out.read_bytes() == big_reference.read_bytes()  # no duplicate, no loss, same answers, same order
     errors = out.with_name("submission.errors.csv")
     assert errors.read_bytes() == big_reference.with_name("submission.errors.csv").read_bytes()
-    assert not journal.exists()
+    assert len(read_csv(journal)) == len(read_csv(out))  # compacted: one record per row (each with a header)
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -435,7 +439,7 @@ def test_kill_9_during_a_rerun_keeps_the_previous_output_whole(tmp_path: Path, a
     before = out.read_bytes()
     for k in range(300, 3000):
         (d / f"{k}.png").write_bytes(crop)
-    journal = tmp_path / "submission.csv.partial"
+    journal = tmp_path / "submission.csv.journal"
     cmd = [*CLI, "classify", str(d), "-o", str(out), "--batch-size", "16"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen = set()

@@ -224,9 +224,11 @@ def test_a_stalled_source_is_waited_for_and_nothing_is_lost(pipe: Pipeline, tmp_
 
 
 def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the output in progress (under its temporary name beside ``path`` until the run ends) has n lines."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if path.exists() and path.read_text().count("\n") >= n:
+        partial = list(path.parent.glob(f".{path.name}.*.tmp"))
+        if partial and partial[0].read_text().count("\n") >= n:
             return
         time.sleep(0.05)
     raise AssertionError(f"{path} did not reach {n} lines: {proc.poll()} {proc.stderr and proc.stderr.read()}")

@@ -75,7 +75,9 @@ def test_sigterm_finalises_video_jsonl_and_timeline(tmp_path: Path) -> None:
     proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 3:
+        # Outputs are written under temporary names beside the final ones until the run ends.
+        partial = list(tmp_path.glob(".f.jsonl.*.tmp"))
+        if partial and len(partial[0].read_text().splitlines()) >= 3:
             break
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()

@@ -168,14 +168,17 @@ def test_a_file_without_decodable_frames_is_a_decode_error(pipe: Pipeline, tmp_p
     jsonl = tmp_path / "f.jsonl"
     with pytest.raises(DecodeError, match=r"garbage\.mp4: no video frames could be decoded"):
         VideoRun(pipe, bad, VideoOutputs(jsonl=jsonl)).run()
-    assert jsonl.read_text() == ""  # closed, not left half-open
+    assert list(tmp_path.iterdir()) == [bad]  # no output without a frame, and no temporary left behind
 
 
 def test_missing_source_and_bad_options_fail_before_any_work(pipe: Pipeline, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="video file not found"):
         VideoRun(pipe, tmp_path / "nope.mp4")
-    with pytest.raises(InputError, match="output folder"):
-        VideoRun(pipe, SAMPLE, VideoOutputs(jsonl=tmp_path / "no" / "f.jsonl"))
+    with pytest.raises(InputError, match="are the same file"):
+        VideoRun(pipe, SAMPLE, VideoOutputs(jsonl=tmp_path / "f.jsonl", csv=tmp_path / "f.jsonl"))
+    with pytest.raises(InputError, match=r"cannot write a video as '\.txt'"):
+        VideoRun(pipe, SAMPLE, VideoOutputs(video=tmp_path / "o.txt"))
+    assert list(tmp_path.iterdir()) == []
     with pytest.raises(InputError, match="detect_every"):
         VideoOptions(detect_every=0)
 

@@ -171,7 +171,10 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except typer.Abort as exc:  # click turns Ctrl-C inside a command into Abort
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            typer.echo("edgeemo: interrupted", err=True)
+            sys.exit(130)
         sys.exit(1)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         # Duck-typed: typer < 0.20 raises click.ClickException, newer typer its vendored copy (no `click` module).
@@ -180,5 +183,7 @@ def main() -> None:
             show()
             sys.exit(code)
         raise
+    if rc == 130:  # typer turns Ctrl-C inside a command into a returned 130
+        typer.echo("edgeemo: interrupted", err=True)
     if isinstance(rc, int) and rc != 0:
         sys.exit(rc)

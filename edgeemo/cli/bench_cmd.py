@@ -80,7 +80,10 @@ def report_command(
     if out is None:
         typer.echo(text)
     else:
-        out.write_text(text)
+        from edgeemo.io.sinks import prepare_outputs, write_text_atomic
+
+        prepare_outputs([("--out", out)])  # missing folders are created, as by every command
+        write_text_atomic(out, text)
         typer.echo(f"table: {out}")
 
 

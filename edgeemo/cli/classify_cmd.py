@@ -3,15 +3,18 @@
 Every image in DIR is taken as a face crop (``--detect`` finds the best face first). The output has the header
 ``image_path,emotion``, one row per image, ``image_path`` relative to DIR, rows in natural order (2.jpg before
 10.jpg). Files are written atomically at the end; during the run each finished batch is appended to a journal
-(``<out>.partial``), so a killed run loses at most the batches in flight and a re-run skips what is done
-(rows already in the output, the probabilities file or the journal). Unreadable files are listed with their
-reason in ``<out stem>.errors.csv`` and retried by the next run; they never stop the batch.
+(``<out>.journal``, kept after the run), so a killed run loses at most the batches in flight. The journal
+records what each row depends on (:mod:`edgeemo.resume`): a re-run reuses a row only when its file and the
+model and options are unchanged, and re-runs the rest, saying why. Unreadable files are listed with their
+reason in ``<out stem>.errors.csv`` and retried by the next run; they never stop the batch. ``<out>.lock``
+keeps a second run from writing the same ``--out`` at the same time.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -43,12 +46,23 @@ from edgeemo.cli.options import (
     pipeline_kwargs,
     quiet_opencv,
 )
-from edgeemo.errors import InputError
+from edgeemo.errors import InputError, OutputError, printable
 from edgeemo.io.images import list_images, natural_key, read_image
-from edgeemo.io.sinks import Journal, read_csv_rows, write_csv_atomic
+from edgeemo.io.sinks import output_lock, prepare_outputs, write_csv_atomic
 from edgeemo.pipeline import Pipeline
+from edgeemo.resume import (
+    NEW,
+    SUBMISSION_HEADER,
+    Record,
+    describe_reruns,
+    file_digest,
+    journal_for,
+    journal_row,
+    load_records,
+    plan_resume,
+    run_key,
+)
 
-SUBMISSION_HEADER = ["image_path", "emotion"]
 ERRORS_HEADER = ["image_path", "reason"]
 _WORKERS_HELP = (
     "Worker threads (decode + inference); results equal 1 worker's. "
@@ -56,51 +70,17 @@ _WORKERS_HELP = (
 )
 
 
-@dataclass
-class Done:
-    label: str
-    probs: list[str] | None  # formatted probabilities in class order, None when not known
-
-
 @dataclass(frozen=True)
 class BatchResult:
-    rows: list[list[str]]  # image_path, emotion, *probabilities
+    rows: list[list[str]]  # journal rows: image_path, input digest, run key, emotion, *probabilities
     errors: list[tuple[str, str]]
     no_face: int
 
 
-def side_paths(out: Path) -> tuple[Path, Path]:
-    """The errors report and the journal of an output file."""
-    return out.with_name(f"{out.stem}.errors.csv"), out.with_name(f"{out.name}.partial")
-
-
-def load_done(out: Path, probs_out: Path | None, journal: Journal, classes: Sequence[str]) -> dict[str, Done]:
-    """Rows finished by earlier runs: from the output, the probabilities file and the journal."""
-    done: dict[str, Done] = {}
-    known = set(classes)
-    if out.is_file():
-        header, rows = read_csv_rows(out)
-        if header and header != SUBMISSION_HEADER:
-            raise InputError(f"{out}: exists but its header is {header}, not {SUBMISSION_HEADER}; use --fresh")
-        for r in rows:
-            if len(r) == 2:
-                done[r[0]] = Done(r[1], None)
-    if probs_out is not None and probs_out.is_file():
-        header, rows = read_csv_rows(probs_out)
-        if header and header != ["image_path", *classes]:
-            raise InputError(f"{probs_out}: its header {header} does not match this model's classes; use --fresh")
-        for r in rows:
-            if r and r[0] in done and len(r) == len(classes) + 1:
-                done[r[0]].probs = r[1:]
-    for r in journal.read():
-        done[r[0]] = Done(r[1], r[2:])
-    strange = sorted({d.label for d in done.values()} - known)
-    if strange:
-        raise InputError(
-            f"{out}: earlier results hold labels {strange} that this model does not have (classes {list(classes)}); "
-            "use --fresh or another --out"
-        )
-    return done
+def side_paths(out: Path) -> tuple[Path, Path, Path]:
+    """The errors report, the journal and the lock file of an output file."""
+    name = out.name
+    return out.with_name(f"{out.stem}.errors.csv"), out.with_name(f"{name}.journal"), out.with_name(f"{name}.lock")
 
 
 def classify_batch(
@@ -110,10 +90,12 @@ def classify_batch(
     detect: bool,
     max_pixels: int,
     detect_lock: threading.Lock,
+    key: str,
 ) -> BatchResult:
     """Decode, (optionally detect,) classify one batch of files in one session call; bad files are reported."""
     crops: list[np.ndarray] = []
     names: list[str] = []
+    digests: list[str] = []
     errors: list[tuple[str, str]] = []
     no_face = 0
     for f in files:
@@ -133,9 +115,10 @@ def classify_batch(
             continue
         crops.append(image)
         names.append(rel)
+        digests.append(file_digest(f) or "")
     rows = [
-        [rel, p.label, *(f"{v:.6f}" for _, v in p.probabilities)]
-        for rel, p in zip(names, pipe.classify_crops(crops), strict=True)
+        journal_row(rel, digest, key, p.label, [f"{v:.6f}" for _, v in p.probabilities])
+        for rel, digest, p in zip(names, digests, pipe.classify_crops(crops), strict=True)
     ]
     return BatchResult(rows, errors, no_face)
 
@@ -188,10 +171,9 @@ def classify_command(
     files = list_images(folder, recursive=recursive)
     if not files:
         raise InputError(f"{folder}: no image files{'' if recursive else ' (use --recursive for sub-folders)'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if probs is not None:
-        probs.parent.mkdir(parents=True, exist_ok=True)
-    errors_path, journal_path = side_paths(out)
+    errors_path, journal_path, lock_path = side_paths(out)
+    named = [("--out", out), ("its errors report", errors_path), ("its journal", journal_path), ("its lock", lock_path)]
+    prepare_outputs([*named, *([("--probs", probs)] if probs is not None else [])])
     if threads is None and workers > 1:
         threads = 1
     kwargs = pipeline_kwargs(
@@ -200,41 +182,66 @@ def classify_command(
         batch_slice=batch_slice, detector=detector if detect else None,
         detector_option=detector_option, margin=margin, margin_ratio=margin_ratio, va=None, derive_va=False,
     )  # fmt: skip
-    with Pipeline(**kwargs) as pipe:
+    framing = {"detector": detector, "detector_options": kwargs["detector_options"], "margin": margin,
+               "margin_ratio": margin_ratio} if detect else {}  # fmt: skip
+    with output_lock(lock_path, str(out)), Pipeline(**kwargs) as pipe:
         classes = list(pipe.classes)
-        journal = Journal(journal_path, [*SUBMISSION_HEADER, *classes])
+        key = run_key(pipe.model.path, {"precision": precision, "detect": detect, **framing})
+        journal = journal_for(journal_path, classes)
         if fresh:
             journal.remove()
-        done = {} if fresh else load_done(out, probs, journal, classes)
+        done = {} if fresh else load_records(out, probs, journal, classes)
         rels = [f.relative_to(folder).as_posix() for f in files]
-        todo = [f for f, r in zip(files, rels) if r not in done or (probs is not None and done[r].probs is None)]
-        resumed = len(files) - len(todo)
+        plan = plan_resume(files, rels, done, key, classes, out)
+        for rel in plan.todo:  # an earlier row of a file being re-run is stale, even if the file now fails
+            done.pop(rel, None)
+        by_rel = dict(zip(rels, files))
+        todo = [by_rel[r] for r in plan.todo]
         batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
         errors: list[tuple[str, str]] = []
         no_face = 0
         t0 = time.perf_counter()
         try:
-            for res in _run(pipe, folder, batches, detect, max_pixels, workers, len(todo), resumed):
+            for res in _run(pipe, folder, batches, detect, max_pixels, workers, len(plan.todo), plan.reused, key):
                 journal.append(res.rows)
                 for r in res.rows:
-                    done[r[0]] = Done(r[1], r[2:])
+                    done[r[0]] = Record(r[3], tuple(r[4:]), r[1], r[2])
                 errors.extend(res.errors)
                 no_face += res.no_face
+        except OutputError as exc:
+            raise OutputError(f"{exc}; the rows journaled before are kept: re-run to go on", exc.errno) from exc
         finally:
             journal.close()
         elapsed = time.perf_counter() - t0
-        _write_outputs(out, probs, errors_path, done, errors, classes)
-        journal.remove()
+        order = sorted(done, key=natural_key)
+        try:
+            _write_outputs(out, probs, errors_path, order, done, errors, classes)
+        except OutputError as exc:
+            raise OutputError(
+                f"{exc}; all {len(done)} results are kept in {printable(str(journal_path))}: re-run to write them",
+                exc.errno,
+            ) from exc
+        journal.rewrite(journal_row(r, d.digest, d.key, d.label, d.probs or ()) for r in order for d in [done[r]])
     stale = len(set(done) - set(rels))
-    new = len(todo) - len(errors)
-    rate = f", {new / elapsed:.0f} faces/s" if elapsed > 0 and new else ""
-    typer.echo(f"{out}: {len(done)} rows ({new} new, {resumed} already done) in {elapsed:.2f} s{rate}")
+    computed = {row for row in done if row in plan.reasons}
+    reruns = Counter(plan.reasons[r] for r in computed if plan.reasons[r] != NEW)
+    new = len(computed) - sum(reruns.values())
+    rate = f", {len(computed) / elapsed:.0f} faces/s" if elapsed > 0 and computed else ""
+    rerun = f"{sum(reruns.values())} re-run, " if reruns else ""
+    typer.echo(
+        f"{printable(str(out))}: {len(done)} rows ({new} new, {rerun}{plan.reused} already done) in {elapsed:.2f} s"
+        f"{rate}"
+    )
+    if reruns:
+        typer.echo(f"edgeemo: note: {describe_reruns(reruns)}", err=True)
     if stale:
-        typer.echo(f"edgeemo: note: kept {stale} earlier rows whose files are no longer in {folder}", err=True)
+        typer.echo(
+            f"edgeemo: note: kept {stale} earlier rows whose files are no longer in {printable(str(folder))}", err=True
+        )
     if no_face:
         typer.echo(f"edgeemo: note: no face found in {no_face} images; they were classified whole", err=True)
     if errors:
-        typer.echo(f"edgeemo: {len(errors)} files could not be read; see {errors_path}", err=True)
+        typer.echo(f"edgeemo: {len(errors)} files could not be read; see {printable(str(errors_path))}", err=True)
 
 
 def _run(
@@ -246,6 +253,7 @@ def _run(
     workers: int,
     total: int,
     resumed: int,
+    key: str,
 ):  # type: ignore[no-untyped-def]  # generator of BatchResult
     """Batch results as they finish (any order), with a progress bar on stderr showing faces per second."""
     lock = threading.Lock()
@@ -270,7 +278,7 @@ def _run(
                     batch = next(queue, None)
                     if batch is None:
                         break
-                    pending.add(pool.submit(classify_batch, pipe, root, batch, detect, max_pixels, lock))
+                    pending.add(pool.submit(classify_batch, pipe, root, batch, detect, max_pixels, lock, key))
                 if not pending:
                     break
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -290,14 +298,14 @@ def _write_outputs(
     out: Path,
     probs: Path | None,
     errors_path: Path,
-    done: dict[str, Done],
+    order: Sequence[str],
+    done: dict[str, Record],
     errors: list[tuple[str, str]],
     classes: Sequence[str],
 ) -> None:
-    order = sorted(done, key=natural_key)
     write_csv_atomic(out, SUBMISSION_HEADER, ([r, done[r].label] for r in order))
     if probs is not None:
-        write_csv_atomic(probs, ["image_path", *classes], ([r, *(done[r].probs or [])] for r in order))
+        write_csv_atomic(probs, ["image_path", *classes], ([r, *(done[r].probs or ())] for r in order))
     if errors:
         write_csv_atomic(errors_path, ERRORS_HEADER, sorted(errors, key=lambda e: natural_key(e[0])))
     else:

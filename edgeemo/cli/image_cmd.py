@@ -32,9 +32,9 @@ from edgeemo.cli.options import (
     pipeline_kwargs,
     quiet_opencv,
 )
-from edgeemo.errors import InputError
+from edgeemo.errors import InputError, OutputError, printable
 from edgeemo.io.images import list_images, read_image
-from edgeemo.io.sinks import write_image_atomic, write_json_atomic
+from edgeemo.io.sinks import prepare_folder, write_image_atomic, write_json_atomic
 from edgeemo.pipeline import Pipeline
 from edgeemo.results import FrameResult
 
@@ -79,7 +79,7 @@ def summary_line(path: Path, result: FrameResult, decode_ms: float, detect_ms: f
     n = len(result.faces)
     skipped = f", {len(result.skipped)} skipped" if result.skipped else ""
     return (
-        f"{path}: {result.width}x{result.height}, {n} face{'s' if n != 1 else ''}{skipped}"
+        f"{printable(str(path))}: {result.width}x{result.height}, {n} face{'s' if n != 1 else ''}{skipped}"
         f"{': ' + labels if labels else ''} | decode {decode_ms:.1f} ms, detect {detect_ms:.1f} ms, "
         f"classify {classify_ms:.1f} ms"
     )
@@ -125,9 +125,9 @@ def image_command(
     if not inputs:
         raise InputError("; ".join(problems) or "no inputs")
     for problem in problems:
-        typer.echo(f"edgeemo: error: {problem}", err=True)
+        typer.echo(f"edgeemo: error: {printable(problem)}", err=True)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_folder(out)
         clash = [p for p in inputs if p.parent.resolve() == out.resolve()]  # not p.resolve(): links may loop
         if clash:
             raise InputError(f"--out {out} is the folder of input {clash[0]}; choose another folder")
@@ -139,7 +139,7 @@ def image_command(
     )  # fmt: skip
     failed = len(problems)
     with Pipeline(**kwargs) as pipe:
-        for path, name in zip(inputs, output_names(inputs)):
+        for k, (path, name) in enumerate(zip(inputs, output_names(inputs))):
             try:
                 t0 = time.perf_counter()
                 image = read_image(path, max_pixels=max_pixels)
@@ -153,9 +153,19 @@ def image_command(
                     write_image_atomic(out / f"{name}{suffix}", annotate(image, result, va_bars=va_bars))
                     if json_out:
                         write_json_atomic(out / f"{name}.json", result.to_dict())
+            except OutputError as exc:  # this input's outputs failed; go on unless the folder takes no more files
+                failed += 1
+                typer.echo(f"edgeemo: error: {printable(str(exc))}", err=True)
+                rest = inputs[k + 1 :]
+                if exc.folder_wide and rest:
+                    failed += len(rest)
+                    names = ", ".join(printable(str(p)) for p in rest[:5]) + (", …" if len(rest) > 5 else "")
+                    typer.echo(f"edgeemo: error: stopped; {len(rest)} inputs not done: {names}", err=True)
+                    break
+                continue
             except InputError as exc:  # DecodeError included: report, go on with the next input
                 failed += 1
-                typer.echo(f"edgeemo: error: {exc}", err=True)
+                typer.echo(f"edgeemo: error: {printable(str(exc))}", err=True)
                 continue
             line = summary_line(path, result, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
             if json_out and out is None:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from edgeemo.annotate import annotate
@@ -40,7 +41,7 @@ from edgeemo.cli.options import (
     pipeline_kwargs,
     quiet_opencv,
 )
-from edgeemo.errors import InputError
+from edgeemo.errors import InputError, printable
 from edgeemo.io.video import parse_source
 from edgeemo.pipeline import Pipeline
 from edgeemo.results import FrameResult
@@ -68,10 +69,6 @@ def default_outputs(source: str, out_dir: Path) -> VideoOutputs:
     and CSV) and the valence-arousal trajectory."""
     kind, value = parse_source(source)
     stem = Path(str(value)).stem if kind == "file" else (f"camera{value}" if kind == "camera" else "stream")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})") from exc
     return VideoOutputs(
         video=out_dir / f"{stem}.annotated.mp4",
         jsonl=out_dir / f"{stem}.jsonl",
@@ -111,14 +108,14 @@ def print_summary(console: Console, s: VideoSummary) -> None:
         f"{k} {v:.0f}" if v != float("inf") else f"{k} -" for k, v in s.stage_fps.items() if s.stage_seconds[k] > 0
     )
     console.print(
-        f"[bold]{s.source}[/]: {s.frames} frames, {s.faces} faces, {s.tracks} track(s), "
+        f"[bold]{escape(printable(s.source))}[/]: {s.frames} frames, {s.faces} faces, {s.tracks} track(s), "
         f"{s.dropped} dropped, {s.corrupt} corrupt packet(s) skipped; {s.fps:.1f} FPS overall "
         f"({s.seconds:.2f} s); per stage FPS: {stage}; ended: {s.end_reason}"
     )
     for name, path in s.outputs.items():
-        console.print(f"  {name}: {path}")
+        console.print(f"  {name}: {escape(printable(path))}")
     for note in s.notes:
-        console.print(f"  [yellow]note[/]: {note}")
+        console.print(f"  [yellow]note[/]: {escape(printable(note))}")
 
 
 @app.command("video")
@@ -229,10 +226,7 @@ def video_command(
     outputs = VideoOutputs(video=out, jsonl=jsonl, csv=csv, timeline=timeline, circumplex=circumplex)
     if not outputs.paths() and not show:
         outputs = default_outputs(src, out_dir)
-    if kind == "file":
-        for p in outputs.paths():
-            if p.resolve() == Path(str(value)).resolve():
-                raise InputError(f"output {p} would overwrite the input video")
+    outputs.prepare(str(value) if kind == "file" else None)  # formats, clashes, folders: before any work
     # Decode, inference and output run in parallel threads: one intra-op thread per session is much faster
     # here than onnxruntime's default of one per core, whose spinning workers starve the other stages.
     threads = VIDEO_THREADS if threads is None else threads

@@ -10,8 +10,8 @@ is used.
 
 Writing: :class:`VideoWriter` produces H.264 (yuv420p, ``+faststart``) through PyAV's bundled libx264,
 which browsers play; where PyAV or libx264 is missing it falls back to OpenCV's MPEG-4 Part 2 (``mp4v``)
-and says so in :attr:`VideoWriter.note`. The file is written under a ``.part`` name and renamed on
-:meth:`VideoWriter.close`, so a finished name is always a finalised, playable file.
+and says so in :attr:`VideoWriter.note`. The file is written under a fresh hidden ``.part`` name beside the
+final one and renamed on :meth:`VideoWriter.close`, so a finished name is always a finalised, playable file.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ import cv2
 import numpy as np
 
 from edgeemo.errors import DecodeError, EdgeemoError, InputError
+from edgeemo.io.sinks import create_temp, output_error
 
 log = logging.getLogger(__name__)
 
 SourceKind = Literal["file", "camera", "stream"]
+VIDEO_SUFFIXES = ("", ".mp4", ".m4v", ".mov", ".mkv", ".avi")  # what VideoWriter writes ("": mp4)
 _URL = re.compile(r"^(rtsp|rtsps|rtmp|rtmps|http|https|udp|tcp|srt)://", re.IGNORECASE)
 _CAMERA_FAILS = 30  # consecutive failed webcam reads (about a second) before it counts as unplugged
 DEFAULT_STREAM_TIMEOUT = 10.0  # seconds a stream may stay silent, while opening or between packets
@@ -524,12 +526,20 @@ class VideoWriter:
         self.size = (w - w % 2, h - h % 2)
         self.fps = float(fps)
         self.frames = 0
-        self._part = self.path.with_name(f"{self.path.stem}.part{self.path.suffix or '.mp4'}")
+        fd, self._part = create_temp(self.path, f".part{self.path.suffix or '.mp4'}")  # a fresh name, never a link
+        os.close(fd)
         self._closed = False
         self.note = ""
         self._container: Any = None
         self._stream: Any = None
         self._cv: Any = None
+        try:
+            self._open(codec, crf, preset)
+        except BaseException:
+            self._part.unlink(missing_ok=True)
+            raise
+
+    def _open(self, codec: str, crf: int, preset: str) -> None:
         want_h264 = codec in ("auto", "h264")
         if want_h264 and _h264_available():
             self._open_pyav(crf, preset)
@@ -598,19 +608,27 @@ class VideoWriter:
         if self._closed:
             return
         self._closed = True
-        if self._stream is not None:
-            try:
-                for packet in self._stream.encode(None):
-                    self._container.mux(packet)
-            finally:
-                self._container.close()
-        elif self._cv is not None:
-            self._cv.release()
+        try:
+            if self._stream is not None:
+                try:
+                    for packet in self._stream.encode(None):
+                        self._container.mux(packet)
+                finally:
+                    self._container.close()
+            elif self._cv is not None:
+                self._cv.release()
+        except BaseException:
+            self._part.unlink(missing_ok=True)
+            raise
         if self.frames == 0:
             self._part.unlink(missing_ok=True)
             log.warning("%s: no frames were written; no video file created", self.path)
             return
-        os.replace(self._part, self.path)
+        try:
+            os.replace(self._part, self.path)
+        except OSError as exc:
+            self._part.unlink(missing_ok=True)
+            raise output_error(self.path, exc) from exc
 
     def __enter__(self) -> VideoWriter:
         return self
