@@ -105,8 +105,10 @@ def warn_if_untrained(model_file: Path) -> None:
         return
     _warned_untrained.add(folder)
     log.warning(
-        "%s: UNTRAINED weights (card.json): its predictions mean nothing; for compatibility and speed work only",
+        "%s: UNTRAINED weights (its card.json says so): its outputs mean nothing; for speed and compatibility "
+        "work only (for labels use %s)",
         folder.name,
+        DEFAULT_MODEL,
     )
 
 
