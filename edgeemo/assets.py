@@ -9,15 +9,18 @@ repository's ``models/``. Extra folders of user models can be listed in ``EDGEEM
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgeemo.errors import ModelError
 
 log = logging.getLogger(__name__)
 
+CARD = "card.json"
 DEFAULT_MODEL = "mini-xception"
 PRECISION_SUFFIX = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 LAYOUT_SUFFIX = {"avx512": "model.avx512.onnx"}  # fp32 only
@@ -59,6 +62,54 @@ class ModelEntry:
     def layouts(self) -> dict[str, Path]:
         """The fp32 model's CPU-layout copies (``avx512`` → file) present in the folder."""
         return {k: self.folder / f for k, f in LAYOUT_SUFFIX.items() if (self.folder / f).is_file()}
+
+    def card(self) -> dict[str, Any]:
+        return read_card(self.folder)
+
+    @property
+    def untrained(self) -> bool:
+        return is_untrained(self.card())
+
+
+def read_card(folder: Path) -> dict[str, Any]:
+    """The folder's ``card.json`` ({} when absent or unreadable: a card only adds facts, it never blocks a load)."""
+    try:
+        card = json.loads((folder / CARD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+def is_untrained(card: dict[str, Any]) -> bool:
+    """The card says ``"weights": "untrained"`` (set at export; a retrained model's new card clears it)."""
+    return card.get("weights") == "untrained"
+
+
+def card_accuracy(card: dict[str, Any], file_name: str = PRECISION_SUFFIX["fp32"]) -> float | None:
+    """Top-1 accuracy the card measured for one of its files, else None (untrained or regression-only)."""
+    parity = card.get("parity") or {}
+    for variant in parity.get("variants") or ():
+        if Path(str(variant.get("path", ""))).name == file_name:
+            accs = [h.get("accuracy") for h in variant.get("heads") or () if h.get("accuracy") is not None]
+            return float(accs[0]) if accs else None
+    return None
+
+
+_warned_untrained: set[Path] = set()
+
+
+def warn_if_untrained(model_file: Path) -> None:
+    """Log once per model folder and process when the card next to ``model_file`` marks its weights untrained."""
+    folder = model_file.resolve().parent
+    if folder in _warned_untrained or not is_untrained(read_card(folder)):
+        return
+    _warned_untrained.add(folder)
+    log.warning(
+        "%s: UNTRAINED weights (its card.json says so): its outputs mean nothing; for speed and compatibility "
+        "work only (for labels use %s)",
+        folder.name,
+        DEFAULT_MODEL,
+    )
 
 
 def list_models() -> list[ModelEntry]:

@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeemo.assets import resolve_model
+from edgeemo.assets import resolve_model, warn_if_untrained
 from edgeemo.errors import InputError, ModelError
 from edgeemo.results import Prediction
 from edgeemo.session import SessionOptions, choose_cpu_layout, create_session, resolve_batch_slice
@@ -94,6 +94,7 @@ class EmotionModel:
         self.batch_slice = resolve_batch_slice(options)
         self.spec = read_spec(self.session, origin)
         check_graph(self.session, self.spec, origin)
+        warn_if_untrained(self.path)
         self._out_names = [h.onnx_name for h in self.spec.outputs]
         self._interp = _INTERP[self.spec.input.interpolation]
         norm = self.spec.input.normalisation

@@ -27,6 +27,7 @@ import numpy as np
 from edgeemo.crops import CropBatch, crop_faces, face_eyes, framing_override
 from edgeemo.detectors import DEFAULT_DETECTOR, Detector, create_detector
 from edgeemo.errors import EdgeemoError, InputError, ModelError
+from edgeemo.io.images import read_image
 from edgeemo.model import EmotionModel
 from edgeemo.results import Face, FaceResult, FrameResult, Prediction, VASource
 from edgeemo.session import SessionOptions
@@ -176,14 +177,21 @@ class Pipeline:
 
     def run_image(
         self,
-        frame: np.ndarray,
+        image: np.ndarray | str | os.PathLike[str],
         *,
         index: int = 0,
         timestamp: float | None = None,
         source: str | None = None,
     ) -> FrameResult:
-        """Detect, crop and classify every face of a BGR uint8 frame (one session call per model)."""
-        frame = _check_frame(frame)
+        """Detect, crop and classify every face of an image (one session call per model).
+
+        ``image`` is a BGR (or gray) uint8 array or an image file's path, decoded by :func:`edgeemo.read_image`
+        (its path becomes the result's ``source`` unless one is given).
+        """
+        if isinstance(image, (str, os.PathLike)):
+            source = source if source is not None else os.fspath(image)
+            image = read_image(image)
+        frame = _check_frame(image)
         return self.classify_faces(frame, self.detect(frame), index=index, timestamp=timestamp, source=source)
 
     def classify_faces(
@@ -284,6 +292,11 @@ def _predictions(
 
 
 def _check_frame(frame: object) -> np.ndarray:
+    if frame is None:
+        raise InputError(
+            "image is None (cv2.imread returns None when it cannot read a file); pass the path instead, "
+            "e.g. run_image('photo.jpg'), to get the reason"
+        )
     if not isinstance(frame, np.ndarray):
         raise InputError(f"expected a numpy image array, got {type(frame).__name__}")
     if frame.dtype != np.uint8:

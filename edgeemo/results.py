@@ -90,9 +90,31 @@ class Prediction:
 
 @dataclass(frozen=True, slots=True)
 class FaceResult:
+    """One classified face; ``label``, ``confidence``, ``box``, ``valence``, ``arousal`` are shortcuts."""
+
     face: Face
     prediction: Prediction
     track_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.prediction.label
+
+    @property
+    def confidence(self) -> float:
+        return self.prediction.confidence
+
+    @property
+    def box(self) -> Box:
+        return self.face.box
+
+    @property
+    def valence(self) -> float | None:
+        return self.prediction.valence
+
+    @property
+    def arousal(self) -> float | None:
+        return self.prediction.arousal
 
     def to_dict(self) -> dict[str, Any]:
         d = {**self.face.to_dict(), **self.prediction.to_dict()}

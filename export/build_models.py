@@ -120,7 +120,8 @@ def build_thesis(faces: FaceSet) -> list[ExportResult]:
         results.append(export_keras(h5, folder, options, ("fp32", "fp16"), faces=faces, card=card))
     card = CardFacts(
         description="Thesis classifier + valence + arousal fused into one graph: outputs emotion (logits), valence "
-        "and arousal (regression) from one session call. The recommended valence-arousal deployment form.",
+        "and arousal (regression) from one session call. Untrained, like its three parts: the one-call VA form for "
+        "speed and parity work, not for labels.",
         weights="untrained",
         licence="MIT (edgeemo project; architecture from keras.applications, Apache-2.0)",
         provenance="export/fuse.py from thesis-mobilenet, thesis-valence and thesis-arousal (model.onnx)",
