@@ -40,7 +40,8 @@ def preprocess_uint8(model: EmotionModel, crops: Sequence[np.ndarray]) -> np.nda
 
 
 def accuracy(model: EmotionModel, batch: np.ndarray, truth: np.ndarray) -> tuple[float, np.ndarray]:
-    labels = np.concatenate([model.run_batch(batch[i : i + 256]).probabilities.argmax(1) for i in range(0, len(batch), 256)])
+    parts = [model.run_batch(batch[i : i + 256]).probabilities for i in range(0, len(batch), 256)]
+    labels = np.concatenate(parts).argmax(1)
     return float(np.mean(labels == truth)), labels
 
 
@@ -49,7 +50,7 @@ def timings(model: EmotionModel, crops: Sequence[np.ndarray], rounds: int) -> di
     times: dict[str, list[float]] = {"uint8": [], "float32": []}
     fns = {"uint8": lambda: preprocess_uint8(model, crops), "float32": lambda: model.preprocess(crops)}
     for r in range(rounds):
-        for name in (("uint8", "float32") if r % 2 == 0 else ("float32", "uint8")):
+        for name in ("uint8", "float32") if r % 2 == 0 else ("float32", "uint8"):
             t0 = time.perf_counter()
             for _ in range(20):
                 fns[name]()
@@ -75,8 +76,11 @@ def main() -> None:
         m = fp32 if precision == "fp32" else EmotionModel.load("mini-xception", precision, opts)
         a_old, l_old = accuracy(m, old, truth)
         a_new, l_new = accuracy(m, new, truth)
-        result["accuracy"][precision] = {"uint8_resize": a_old, "float32_resize": a_new,
-                                         "label_agreement": float(np.mean(l_old == l_new))}
+        result["accuracy"][precision] = {
+            "uint8_resize": a_old,
+            "float32_resize": a_new,
+            "label_agreement": float(np.mean(l_old == l_new)),
+        }
     photo = cv2.imread(str(SHARED / "photos" / "facenet-pytorch_multiface.jpg"))
     photo_crops = [photo[y : y + 160, x : x + 140] for x, y in ((100, 100), (400, 120), (700, 90), (900, 150))] * 2
     result["ms_per_batch"] = {
