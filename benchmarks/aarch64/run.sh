@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU half of a Jetson deployment, run on x86 under qemu-aarch64 next to the same run natively.
 #
-#   benchmarks/aarch64/run.sh [--faces N] [--out DIR] [--ort VERSION] [--prepare-only]
+#   benchmarks/aarch64/run.sh [--faces N] [--out DIR] [--ort VERSION] [--prepare-only] [compare.py options]
 #
 # Builds (once, cached outside the repository) an arm64 Debian sysroot with Python 3.11 and an aarch64
 # site folder with the runtime's wheels, then runs benchmarks/aarch64/compare.py, which runs every step
@@ -10,25 +10,27 @@
 # Needs: Debian/Ubuntu with apt (root, for `dpkg --add-architecture arm64` and `apt-get update`), qemu-user,
 # pip; ../shared/data for the parity and pipeline steps.
 # Environment: EDGEEMO_AARCH64_CACHE (default ~/.cache/edgeemo-aarch64), PYTHON (x86 interpreter with
-# edgeemo's runtime installed, default python3), QEMU_AARCH64 (default qemu-aarch64).
+# edgeemo's runtime and PyAV installed, default python3), QEMU_AARCH64 (default: Debian trixie's, cached).
 set -euo pipefail
 
+argv="$*"
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${EDGEEMO_AARCH64_CACHE:-$HOME/.cache/edgeemo-aarch64}
 python=${PYTHON:-python3}
-qemu=${QEMU_AARCH64:-qemu-aarch64}
+qemu=${QEMU_AARCH64:-}
 faces=1000
 out="$repo/benchmarks/results/aarch64"
 ort=""
 prepare_only=0
+extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --faces) faces=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --ort) ort=$2; shift 2 ;;
     --prepare-only) prepare_only=1; shift ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    *) extra+=("$1"); shift ;;  # passed on to compare.py (e.g. --steps parity --thesis-faces 20)
   esac
 done
 
@@ -53,6 +55,24 @@ build_sysroot() {
   touch "$root/.complete"
 }
 
+# Debian trixie's qemu-user (10.0, static binaries), fetched with a private apt configuration (the host's sources
+# are untouched): bookworm's qemu 7.2 passes the host's x86 /proc/cpuinfo to aarch64 programs, and onnxruntime
+# >= 1.28 crashes parsing it (docs/jetson.md); qemu >= 8.1 shows an emulated Arm /proc/cpuinfo.
+fetch_qemu() {
+  local dir="$cache/qemu"
+  [[ -x "$dir/usr/bin/qemu-aarch64" ]] && return 0
+  echo "== qemu-user from Debian trixie: $dir" >&2
+  mkdir -p "$dir/lists/partial" "$dir/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" \
+    >"$dir/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache::Archives=$dir/archives" -o APT::Architectures::=amd64
+    -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
+  apt-get "${opts[@]}" update -qq
+  (cd "$dir" && apt-get "${opts[@]}" download -qq qemu-user)
+  dpkg -x "$dir"/qemu-user_*.deb "$dir"
+}
+
 # Same versions as the x86 interpreter's, so the two columns differ only by the CPU (override ORT with --ort).
 native_version() {
   "$python" -c "import importlib.metadata as m; print(m.version('$1'))"
@@ -67,15 +87,17 @@ build_site() {
     --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 --python-version 3.11 --implementation cp \
     --target "$site" "numpy==$(native_version numpy)" \
     "opencv-python-headless==$(native_version opencv-python-headless)" "onnxruntime==$ortv" \
-    "typer==$(native_version typer)" "rich==$(native_version rich)"
+    "typer==$(native_version typer)" "rich==$(native_version rich)" "av==$(native_version av)"
   touch "$site/.complete"
 }
 
 [[ -n "$ort" ]] || ort=$(native_version onnxruntime)
 build_sysroot
+[[ -n "$qemu" ]] || { fetch_qemu; qemu="$cache/qemu/usr/bin/qemu-aarch64"; }
 site="$cache/site-ort$ort"
 build_site "$site" "$ort"
 [[ $prepare_only == 1 ]] && { echo "$cache/sysroot $site"; exit 0; }
 
 exec "$python" "$here/compare.py" --sysroot "$cache/sysroot" --site "$site" --qemu "$qemu" --faces "$faces" \
-  --out "$out"
+  --out "$out" --work "$cache/work" --command "benchmarks/aarch64/run.sh $argv" \
+  ${extra[@]+"${extra[@]}"}

@@ -1,0 +1,116 @@
+"""One side of the aarch64 comparison: runs under qemu-aarch64 and natively, with only the runtime's packages.
+
+    python worker.py versions OUT.json
+    python worker.py parity OUT.npz --faces N --thesis-faces M [--models a,b] [--precisions fp32,int8]
+
+``parity`` runs the FER2013 PublicTest subset (every k-th face of labels.csv, so every class is in it) through
+each shipped model and precision on the portable ``model.onnx`` layout, one intra-op thread, and saves every
+output head, the labels and a digest of the preprocessed batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import importlib.metadata
+import json
+import platform
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+FER = REPO.parent / "shared" / "data" / "fer2013-publictest"
+
+
+def fer_subset(count: int) -> tuple[list[np.ndarray], np.ndarray]:
+    rows = list(csv.DictReader((FER / "labels.csv").open()))
+    step = max(1, len(rows) // count)
+    rows = rows[::step][:count]
+    faces = [cv2.imread(str(FER / r["path"]), cv2.IMREAD_UNCHANGED) for r in rows]
+    return faces, np.array([int(r["label"]) for r in rows])
+
+
+def versions(out: Path) -> None:
+    import onnxruntime as ort
+
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith(("model name", "CPU part"))), "")
+    except OSError:
+        pass
+    info = {
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "onnxruntime": ort.__version__,
+        "providers": ort.get_available_providers(),
+        "packages": {
+            p: _version(p) for p in ("opencv-python-headless", "onnxruntime", "av", "typer", "rich", "dlib-bin")
+        },
+    }
+    out.write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def parity(out: Path, faces: int, thesis_faces: int, models: list[str], precisions: list[str]) -> None:
+    from edgeemo.assets import resolve_model
+    from edgeemo.errors import EdgeemoError
+    from edgeemo.model import EmotionModel
+    from edgeemo.session import SessionOptions
+
+    opts = SessionOptions(cpu_layout="portable", intra_op_threads=1)
+    arrays: dict[str, np.ndarray] = {}
+    for name in models:
+        n = faces if name == "mini-xception" else thesis_faces
+        crops, truth = fer_subset(n)
+        arrays[f"{name}/truth"] = truth
+        for precision in precisions:
+            try:
+                resolve_model(name, precision)
+            except EdgeemoError:
+                continue  # this model ships no file of that precision
+            model = EmotionModel.load(name, precision, opts)
+            batch = model.preprocess(crops)
+            arrays[f"{name}/{precision}/input_sha256"] = np.frombuffer(
+                hashlib.sha256(batch.tobytes()).digest(), dtype=np.uint8
+            )
+            parts = [model.run_batch(batch[i : i + 64]) for i in range(0, len(batch), 64)]
+            for head in parts[0].heads:
+                arrays[f"{name}/{precision}/{head}"] = np.concatenate([p.heads[head] for p in parts])
+            print(f"{platform.machine()}: {name} {precision} {len(crops)} faces", file=sys.stderr, flush=True)
+    np.savez(out, **arrays)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="task", required=True)
+    v = sub.add_parser("versions")
+    v.add_argument("out", type=Path)
+    p = sub.add_parser("parity")
+    p.add_argument("out", type=Path)
+    p.add_argument("--faces", type=int, default=1000)
+    p.add_argument("--thesis-faces", type=int, default=100)
+    p.add_argument("--models", default="mini-xception,thesis-mobilenet,thesis-fused,thesis-valence,thesis-arousal")
+    p.add_argument("--precisions", default="fp32,fp16,int8")
+    args = ap.parse_args()
+    if args.task == "versions":
+        versions(args.out)
+    else:
+        parity(args.out, args.faces, args.thesis_faces, args.models.split(","), args.precisions.split(","))
+
+
+if __name__ == "__main__":
+    main()
