@@ -106,6 +106,7 @@ def parity(sides: Sides, workdir: Path, args: argparse.Namespace) -> list[dict[s
                 if name == "mini-xception":  # trained; the thesis models' weights are untrained: no accuracy
                     row["accuracy_x86"] = float(np.mean(la == truth))
                     row["accuracy_aarch64"] = float(np.mean(lb == truth))
+                    row["labels_x86"] = "".join(map(str, la))  # the reference `worker.py board` checks against
                 fp32 = f"{name}/fp32/{head}"
                 if precision != "fp32" and fp32 in x86.files:
                     row["agreement_with_fp32_x86"] = float(np.mean(la == x86[fp32].argmax(1)))

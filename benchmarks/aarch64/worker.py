@@ -2,6 +2,10 @@
 
     python worker.py versions OUT.json
     python worker.py parity OUT.npz --faces N --thesis-faces M [--models a,b] [--precisions fp32,int8]
+    python worker.py board [--device tensorrt] [--fer DIR] [-o board.json]
+
+``board`` is the check for a real Jetson: mini-Xception's precisions on the report's FER subset, on the given
+device (strict: no silent CPU fallback), against the x86 labels in benchmarks/results/aarch64/report.json.
 
 ``parity`` runs the FER2013 PublicTest subset (every k-th face of labels.csv, so every class is in it) through
 each shipped model and precision on the portable ``model.onnx`` layout, one intra-op thread, and saves every
@@ -26,11 +30,11 @@ REPO = Path(__file__).resolve().parents[2]
 FER = REPO.parent / "shared" / "data" / "fer2013-publictest"
 
 
-def fer_subset(count: int) -> tuple[list[np.ndarray], np.ndarray]:
-    rows = list(csv.DictReader((FER / "labels.csv").open()))
+def fer_subset(count: int, fer: Path = FER) -> tuple[list[np.ndarray], np.ndarray]:
+    rows = list(csv.DictReader((fer / "labels.csv").open()))
     step = max(1, len(rows) // count)
     rows = rows[::step][:count]
-    faces = [cv2.imread(str(FER / r["path"]), cv2.IMREAD_UNCHANGED) for r in rows]
+    faces = [cv2.imread(str(fer / r["path"]), cv2.IMREAD_UNCHANGED) for r in rows]
     return faces, np.array([int(r["label"]) for r in rows])
 
 
@@ -94,6 +98,40 @@ def parity(out: Path, faces: int, thesis_faces: int, models: list[str], precisio
     np.savez(out, **arrays)
 
 
+def board(reference: Path, device: str, fer: Path, out: Path | None) -> None:
+    from edgeemo.model import EmotionModel
+    from edgeemo.session import SessionOptions
+
+    rows = [r for r in json.loads(reference.read_text())["parity"] if "labels_x86" in r]
+    crops, truth = fer_subset(rows[0]["faces"], fer)
+    opts = SessionOptions(device=device, strict_device=device != "auto", cpu_layout="portable")
+    results = []
+    for r in rows:
+        model = EmotionModel.load(r["model"], r["precision"], opts)
+        batch = model.preprocess(crops)
+        probs = np.concatenate([model.run_batch(batch[i : i + 64]).probabilities for i in range(0, len(batch), 64)])
+        labels, ref = probs.argmax(1), np.array([int(c) for c in r["labels_x86"]])
+        results.append(
+            {
+                "model": r["model"],
+                "precision": r["precision"],
+                "provider": model.providers[0],
+                "faces": len(labels),
+                "accuracy": float(np.mean(labels == truth)),
+                "accuracy_x86": r["accuracy_x86"],
+                "labels_equal_to_x86": float(np.mean(labels == ref)),
+            }
+        )
+        x = results[-1]
+        print(
+            f"{x['model']} {x['precision']} on {x['provider']}: accuracy {x['accuracy']:.4f} "
+            f"(x86 {x['accuracy_x86']:.4f}), labels equal to x86 on {x['labels_equal_to_x86'] * 100:.2f} % "
+            f"of {x['faces']} faces"
+        )
+    if out:
+        out.write_text(json.dumps({"machine": platform.machine(), "results": results}, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="task", required=True)
@@ -105,9 +143,18 @@ def main() -> None:
     p.add_argument("--thesis-faces", type=int, default=100)
     p.add_argument("--models", default="mini-xception,thesis-mobilenet,thesis-fused,thesis-valence,thesis-arousal")
     p.add_argument("--precisions", default="fp32,fp16,int8")
+    b = sub.add_parser("board")
+    b.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or tensorrt (not auto: fail rather than fall back)"
+    )
+    b.add_argument("--fer", type=Path, default=FER, help="FER2013 PublicTest folder with labels.csv")
+    b.add_argument("--reference", type=Path, default=REPO / "benchmarks" / "results" / "aarch64" / "report.json")
+    b.add_argument("-o", "--out", type=Path)
     args = ap.parse_args()
     if args.task == "versions":
         versions(args.out)
+    elif args.task == "board":
+        board(args.reference, args.device, args.fer, args.out)
     else:
         parity(args.out, args.faces, args.thesis_faces, args.models.split(","), args.precisions.split(","))
 
