@@ -9,7 +9,8 @@ try:
 except ImportError as _exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "edgeemo needs onnxruntime, which is not installed. Install one of the two alternative extras: "
-        "pip install 'edgeemo[cpu]' (onnxruntime) or pip install 'edgeemo[gpu]' (onnxruntime-gpu, CUDA/TensorRT)"
+        "pip install 'edgeemo[cpu]' (onnxruntime) or pip install 'edgeemo[gpu]' (onnxruntime-gpu, CUDA/TensorRT; "
+        "on NVIDIA Jetson, NVIDIA's onnxruntime-gpu wheel for your JetPack: docs/jetson.md)"
     ) from _exc
 
 from edgeemo.annotate import annotate

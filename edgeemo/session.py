@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -88,7 +89,7 @@ def resolve_providers(options: SessionOptions, available: list[str] | None = Non
                     f"(available: {', '.join(avail) or 'none'})"
                 )
                 if options.strict_device:
-                    raise DeviceError(msg + "; install 'edgeemo[gpu]' on a machine with CUDA")
+                    raise DeviceError(f"{msg}; {gpu_install_hint()}")
                 key = (options.device, name)
                 if key not in _warned:
                     _warned.add(key)
@@ -98,6 +99,13 @@ def resolve_providers(options: SessionOptions, available: list[str] | None = Non
     if not chosen:
         raise DeviceError(f"no usable onnxruntime provider among {avail}")
     return chosen
+
+
+def gpu_install_hint(machine: str | None = None) -> str:
+    """Where a CUDA/TensorRT onnxruntime comes from on this kind of machine (PyPI has no aarch64 onnxruntime-gpu)."""
+    if (machine or platform.machine()).lower() in ("aarch64", "arm64"):
+        return "on NVIDIA Jetson install NVIDIA's onnxruntime-gpu wheel for your JetPack (docs/jetson.md)"
+    return "install 'edgeemo[gpu]' on a machine with CUDA"
 
 
 def _provider_options(dev: str, options: SessionOptions) -> dict[str, Any]:
