@@ -169,16 +169,33 @@ def image_run(sides: Sides, workdir: Path) -> dict[str, object]:
     return {"photos": len(photos), **compare_records(recs[X86], recs[ARM], "source")}
 
 
-def video_run(sides: Sides, workdir: Path) -> dict[str, object]:
+def first_frames(clip: Path, frames: int, work: Path) -> Path:
+    """The clip's first ``frames`` packets, remuxed unchanged (the shared clip is H.264 Baseline: no B-frames)."""
+    import av
+
+    out = work / f"{clip.stem}-first{frames}.mp4"
+    with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
+        stream = src.streams.video[0]
+        copy = dst.add_stream_from_template(stream)
+        for n, packet in enumerate(p for p in src.demux(stream) if p.dts is not None):
+            if n == frames:
+                break
+            packet.stream = copy
+            dst.mux(packet)
+    return out
+
+
+def video_run(sides: Sides, workdir: Path, frames: int) -> dict[str, object]:
     clip = SHARED / "videos" / "1zlab_face.mp4"
+    source = first_frames(clip, frames, workdir) if frames else clip
     recs = {}
     for side in (X86, ARM):
         out = workdir / f"video-{side}.jsonl"
-        sides.run(
-            "edgeemo video", side, ["-c", CLI, "video", str(clip), "--jsonl", str(out), "--cpu-layout", "portable"]
-        )
+        out.unlink(missing_ok=True)
+        argv = ["-c", CLI, "video", str(source), "--jsonl", str(out), "--cpu-layout", "portable"]
+        sides.run("edgeemo video", side, argv)
         recs[side] = [json.loads(line) for line in out.read_text().splitlines()] if out.is_file() else []
-    return {"clip": clip.name, **compare_records(recs[X86], recs[ARM], "index")}
+    return {"clip": clip.name, "frames": frames or "all", **compare_records(recs[X86], recs[ARM], "index")}
 
 
 def markdown(report: dict[str, object]) -> str:
@@ -186,7 +203,9 @@ def markdown(report: dict[str, object]) -> str:
     lines = [
         "# edgeemo on aarch64 (qemu-user) next to x86_64",
         "",
-        f"Command: `{report['command']}` — wall time {report['wall_s'] / 60:.1f} min on {report['host']}.",
+        f"Host: {report['host']}. Commands (wall time on that host):",
+        "",
+        *[f"- `{r['command']}`: {r['wall_s'] / 60:.1f} min ({', '.join(r['steps'])})" for r in report["runs"]],
         "",
         "| | x86_64 (native) | aarch64 (emulated) |",
         "|---|---|---|",
@@ -269,9 +288,10 @@ def markdown(report: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(report: dict[str, object], out: Path, t0: float, sides: Sides) -> None:
-    report["steps"] = [asdict(s) for s in sides.steps]
-    report["wall_s"] = round(time.perf_counter() - t0, 1)
+def write(report: dict[str, object], out: Path, run: dict[str, object], t0: float, sides: Sides) -> None:
+    report["steps"] = [*run["earlier_steps"], *(asdict(s) for s in sides.steps)]
+    report["runs"] = [*run["earlier_runs"], {"command": run["command"], "steps": run["steps"], "wall_s": 0.0}]
+    report["runs"][-1]["wall_s"] = round(time.perf_counter() - t0, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(markdown(report))
 
@@ -290,6 +310,8 @@ def main() -> None:
     ap.add_argument(
         "--steps", default="cli,parity,image,video", help="comma-separated subset of cli,parity,image,video"
     )
+    ap.add_argument("--update", action="store_true", help="add these steps to the existing report.json")
+    ap.add_argument("--video-frames", type=int, default=0, help="only the clip's first N frames (0: all)")
     ap.add_argument("--command", default=" ".join(sys.argv))
     args = ap.parse_args()
     if not (SHARED / "fer2013-publictest").is_dir():
@@ -305,11 +327,22 @@ def main() -> None:
         sides.run("versions", side, [str(HERE / "worker.py"), "versions", str(work / f"versions-{side}.json")])
         versions[side] = json.loads((work / f"versions-{side}.json").read_text())
     report: dict[str, object] = {
-        "command": args.command,
         "host": f"{platform.machine()} {versions[X86]['cpu']}, {os.cpu_count()} CPUs (shared)",
         "qemu": f"{qemu_version} -cpu {args.cpu}",
         "versions": versions,
         "ort_import_with_system_qemu": ort_import_check(args.system_qemu, sides, args),
+    }
+    earlier: dict[str, object] = {}
+    if args.update and (args.out / "report.json").is_file():
+        earlier = json.loads((args.out / "report.json").read_text())
+        if earlier.get("versions") != versions:
+            raise SystemExit("--update: the versions differ from the existing report's; run every step instead")
+        report = {**earlier, **report}
+    run = {
+        "command": args.command,
+        "steps": args.steps.split(","),
+        "earlier_steps": earlier.get("steps", []),
+        "earlier_runs": earlier.get("runs", []),
     }
     steps = args.steps.split(",")
     plan = [
@@ -317,12 +350,12 @@ def main() -> None:
         ("image", lambda: image_run(sides, work)),
         ("models", lambda: cli_text(sides, "models")),
         ("detectors", lambda: cli_text(sides, "detectors")),
-        ("video", lambda: video_run(sides, work)),
+        ("video", lambda: video_run(sides, work, args.video_frames)),
     ]
     for key, step in plan:
         if ("cli" if key in ("models", "detectors") else key) in steps:
             report[key] = step()
-            write(report, args.out, t0, sides)  # after every step: a cut-short run still leaves its figures
+            write(report, args.out, run, t0, sides)  # after every step: a cut-short run still leaves its figures
     print(args.out / "report.md")
 
 
