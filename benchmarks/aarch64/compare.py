@@ -261,6 +261,8 @@ def markdown(report: dict[str, object]) -> str:
         if key not in report:
             continue
         p = report[key]
+        if key == "video":
+            title += f" ({p['frames']} frames)" if p["frames"] != "all" else " (all frames)"
         lines += [
             "",
             f"## {title}",
