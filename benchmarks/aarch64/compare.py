@@ -94,7 +94,14 @@ def parity(sides: Sides, workdir: Path, args: argparse.Namespace) -> list[dict[s
     for side in (X86, ARM):
         files[side] = workdir / f"parity-{side}.npz"
         argv = [str(HERE / "worker.py"), "parity", str(files[side])]
-        argv += ["--faces", str(args.faces), "--thesis-faces", str(args.thesis_faces)]
+        argv += [
+            "--faces",
+            str(args.faces),
+            "--thesis-faces",
+            str(args.thesis_faces),
+            "--fp16-faces",
+            str(args.fp16_faces),
+        ]
         r = sides.run("parity", side, argv)
         if r.returncode != 0:
             raise SystemExit(f"parity on {side} failed:\n{r.stderr[-2000:]}")
@@ -102,9 +109,13 @@ def parity(sides: Sides, workdir: Path, args: argparse.Namespace) -> list[dict[s
     rows = []
     for key in sorted(k for k in x86.files if k.endswith("input_sha256")):
         name, precision, _ = key.split("/")
-        truth = x86[f"{name}/truth"]
-        heads = sorted(k.split("/")[2] for k in x86.files if k.startswith(f"{name}/{precision}/") and k != key)
+        index = x86[f"{name}/{precision}/index"]
+        truth = x86[f"{name}/truth"][index]
+        skip = (key, f"{name}/{precision}/index")
+        heads = sorted(k.split("/")[2] for k in x86.files if k.startswith(f"{name}/{precision}/") and k not in skip)
         row: dict[str, object] = {"model": name, "precision": precision, "faces": len(truth)}
+        if len(index) < len(x86[f"{name}/truth"]):
+            row["face_stride"] = int(index[1] - index[0])  # every k-th face of the model's subset
         row["same_input_tensor"] = bool(np.array_equal(x86[key], arm[key]))
         for head in heads:
             a, b = x86[f"{name}/{precision}/{head}"], arm[f"{name}/{precision}/{head}"]
@@ -119,8 +130,8 @@ def parity(sides: Sides, workdir: Path, args: argparse.Namespace) -> list[dict[s
                     row["labels_x86"] = "".join(map(str, la))  # the reference `worker.py board` checks against
                 fp32 = f"{name}/fp32/{head}"
                 if precision != "fp32" and fp32 in x86.files:
-                    row["agreement_with_fp32_x86"] = float(np.mean(la == x86[fp32].argmax(1)))
-                    row["agreement_with_fp32_aarch64"] = float(np.mean(lb == arm[fp32].argmax(1)))
+                    row["agreement_with_fp32_x86"] = float(np.mean(la == x86[fp32][index].argmax(1)))
+                    row["agreement_with_fp32_aarch64"] = float(np.mean(lb == arm[fp32][index].argmax(1)))
         rows.append(row)
     return rows
 
@@ -306,7 +317,8 @@ def main() -> None:
     ap.add_argument("--cpu", default="neoverse-n1", help="qemu CPU model (Armv8.2 + dotprod, no SVE, like Orin's)")
     ap.add_argument("--system-qemu", default=shutil.which("qemu-aarch64"))
     ap.add_argument("--faces", type=int, default=1000)
-    ap.add_argument("--thesis-faces", type=int, default=50)
+    ap.add_argument("--thesis-faces", type=int, default=10, help="faces for the untrained thesis models")
+    ap.add_argument("--fp16-faces", type=int, default=200, help="at most this many of the subset for FP16")
     ap.add_argument("--out", type=Path, required=True, help="report.json and report.md go here")
     ap.add_argument("--work", type=Path, required=True, help="raw outputs of both sides (kept out of the repository)")
     ap.add_argument(

@@ -1,7 +1,7 @@
 """One side of the aarch64 comparison: runs under qemu-aarch64 and natively, with only the runtime's packages.
 
     python worker.py versions OUT.json
-    python worker.py parity OUT.npz --faces N --thesis-faces M [--models a,b] [--precisions fp32,int8]
+    python worker.py parity OUT.npz --faces N --thesis-faces M --fp16-faces K [--models a,b] [--precisions fp32,int8]
     python worker.py board [--device tensorrt] [--fer DIR] [-o board.json]
 
 ``board`` is the check for a real Jetson: mini-Xception's precisions on the report's FER subset, on the given
@@ -69,7 +69,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-def parity(out: Path, faces: int, thesis_faces: int, models: list[str], precisions: list[str]) -> None:
+def parity(out: Path, faces: int, thesis_faces: int, fp16_faces: int, models: list[str], precisions: list[str]) -> None:
     from edgeemo.assets import resolve_model
     from edgeemo.errors import EdgeemoError
     from edgeemo.model import EmotionModel
@@ -78,14 +78,17 @@ def parity(out: Path, faces: int, thesis_faces: int, models: list[str], precisio
     opts = SessionOptions(cpu_layout="portable", intra_op_threads=1)
     arrays: dict[str, np.ndarray] = {}
     for name in models:
-        n = faces if name == "mini-xception" else thesis_faces
-        crops, truth = fer_subset(n)
+        all_crops, truth = fer_subset(faces if name == "mini-xception" else thesis_faces)
         arrays[f"{name}/truth"] = truth
         for precision in precisions:
             try:
                 resolve_model(name, precision)
             except EdgeemoError:
                 continue  # this model ships no file of that precision
+            # FP16 arithmetic is emulated in software (several times FP32's cost): every k-th face of the subset
+            index = np.arange(0, len(all_crops), max(1, len(all_crops) // fp16_faces) if precision == "fp16" else 1)
+            crops = [all_crops[i] for i in index]
+            arrays[f"{name}/{precision}/index"] = index
             model = EmotionModel.load(name, precision, opts)
             batch = model.preprocess(crops)
             arrays[f"{name}/{precision}/input_sha256"] = np.frombuffer(
@@ -103,10 +106,12 @@ def board(reference: Path, device: str, fer: Path, out: Path | None) -> None:
     from edgeemo.session import SessionOptions
 
     rows = [r for r in json.loads(reference.read_text())["parity"] if "labels_x86" in r]
-    crops, truth = fer_subset(rows[0]["faces"], fer)
+    all_crops, all_truth = fer_subset(max(r["faces"] for r in rows), fer)
     opts = SessionOptions(device=device, strict_device=device != "auto", cpu_layout="portable")
     results = []
     for r in rows:
+        stride = r.get("face_stride", 1)
+        crops, truth = all_crops[::stride], all_truth[::stride]
         model = EmotionModel.load(r["model"], r["precision"], opts)
         batch = model.preprocess(crops)
         probs = np.concatenate([model.run_batch(batch[i : i + 64]).probabilities for i in range(0, len(batch), 64)])
@@ -140,7 +145,8 @@ def main() -> None:
     p = sub.add_parser("parity")
     p.add_argument("out", type=Path)
     p.add_argument("--faces", type=int, default=1000)
-    p.add_argument("--thesis-faces", type=int, default=100)
+    p.add_argument("--thesis-faces", type=int, default=10)
+    p.add_argument("--fp16-faces", type=int, default=200, help="at most this many of the subset for FP16")
     p.add_argument("--models", default="mini-xception,thesis-mobilenet,thesis-fused,thesis-valence,thesis-arousal")
     p.add_argument("--precisions", default="fp32,fp16,int8")
     b = sub.add_parser("board")
@@ -156,7 +162,9 @@ def main() -> None:
     elif args.task == "board":
         board(args.reference, args.device, args.fer, args.out)
     else:
-        parity(args.out, args.faces, args.thesis_faces, args.models.split(","), args.precisions.split(","))
+        parity(
+            args.out, args.faces, args.thesis_faces, args.fp16_faces, args.models.split(","), args.precisions.split(",")
+        )
 
 
 if __name__ == "__main__":
