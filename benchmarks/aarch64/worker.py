@@ -160,7 +160,12 @@ def main() -> None:
     if args.task == "versions":
         versions(args.out)
     elif args.task == "board":
-        board(args.reference, args.device, args.fer, args.out)
+        from edgeemo.errors import EdgeemoError
+
+        try:
+            board(args.reference, args.device, args.fer, args.out)
+        except EdgeemoError as e:  # e.g. no TensorRT in this onnxruntime build: one line, not a traceback
+            raise SystemExit(f"board check: {e}") from e
     else:
         parity(
             args.out, args.faces, args.thesis_faces, args.fp16_faces, args.models.split(","), args.precisions.split(",")
