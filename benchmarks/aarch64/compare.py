@@ -281,7 +281,7 @@ def markdown(report: dict[str, object]) -> str:
             f"{p['records']} records, {p['faces']} faces on x86_64; largest box "
             f"difference {p['max_box_diff_px']} px, largest probability difference {p['max_probability_diff']}.",
         ]
-        lines += ["", "Differences: " + ("none." if not p["differences"] else "")]
+        lines += ["", "Differences: " + ("none." if not p["differences"] else "(causes: docs/jetson.md)")]
         lines += [f"- {d}" for d in p["differences"]]
     for cmd in [c for c in ("models", "detectors") if c in report]:
         c = report[cmd]
