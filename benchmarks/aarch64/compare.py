@@ -302,9 +302,8 @@ def markdown(report: dict[str, object]) -> str:
 
 
 def write(report: dict[str, object], out: Path, run: dict[str, object], t0: float, sides: Sides) -> None:
-    report["steps"] = [*run["earlier_steps"], *(asdict(s) for s in sides.steps)]
-    report["runs"] = [*run["earlier_runs"], {"command": run["command"], "steps": run["steps"], "wall_s": 0.0}]
-    report["runs"][-1]["wall_s"] = round(time.perf_counter() - t0, 1)
+    report["steps"] = [asdict(s) for s in sides.steps]
+    report["runs"] = [{**run, "wall_s": round(time.perf_counter() - t0, 1)}]
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(markdown(report))
 
@@ -324,7 +323,6 @@ def main() -> None:
     ap.add_argument(
         "--steps", default="cli,parity,image,video", help="comma-separated subset of cli,parity,image,video"
     )
-    ap.add_argument("--update", action="store_true", help="add these steps to the existing report.json")
     ap.add_argument("--video-frames", type=int, default=0, help="only the clip's first N frames (0: all)")
     ap.add_argument("--command", default=" ".join(sys.argv))
     args = ap.parse_args()
@@ -346,18 +344,7 @@ def main() -> None:
         "versions": versions,
         "ort_import_with_system_qemu": ort_import_check(args.system_qemu, sides, args),
     }
-    earlier: dict[str, object] = {}
-    if args.update and (args.out / "report.json").is_file():
-        earlier = json.loads((args.out / "report.json").read_text())
-        if earlier.get("versions") != versions:
-            raise SystemExit("--update: the versions differ from the existing report's; run every step instead")
-        report = {**earlier, **report}
-    run = {
-        "command": args.command,
-        "steps": args.steps.split(","),
-        "earlier_steps": earlier.get("steps", []),
-        "earlier_runs": earlier.get("runs", []),
-    }
+    run = {"command": args.command, "steps": args.steps.split(",")}
     steps = args.steps.split(",")
     plan = [
         ("parity", lambda: parity(sides, work, args)),
