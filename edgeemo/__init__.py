@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 if importlib.util.find_spec("onnxruntime") is None:
     raise ImportError(
         "edgeemo needs onnxruntime, which is not installed. Install one of the two alternative extras: "
-        "pip install 'edgeemo[cpu]' (onnxruntime) or pip install 'edgeemo[gpu]' (onnxruntime-gpu, CUDA/TensorRT)"
+        "pip install 'edgeemo[cpu]' (onnxruntime) or pip install 'edgeemo[gpu]' (onnxruntime-gpu, CUDA/TensorRT; "
+        "on NVIDIA Jetson, NVIDIA's onnxruntime-gpu wheel for your JetPack: docs/jetson.md)"
     )
 
 _EXPORTS: dict[str, str] = {

@@ -127,22 +127,22 @@ class EmotionModel:
         """BGR (or gray) uint8 crops of any size → one input batch per the spec."""
         spec = self.spec.input
         size = (spec.width, spec.height)
-        planes = np.empty((len(crops), spec.height, spec.width, spec.channels), dtype=np.uint8)
+        planes = np.empty((len(crops), spec.height, spec.width, spec.channels), dtype=np.float32)
         for k, crop in enumerate(crops):
             if crop.dtype != np.uint8 or crop.ndim not in (2, 3) or crop.size == 0:
                 raise InputError(f"crop {k}: expected a non-empty uint8 image, got {crop.dtype} {crop.shape}")
             img = _to_colour(crop, spec.colour)
             if img.shape[1] != spec.width or img.shape[0] != spec.height:
-                img = cv2.resize(img, size, interpolation=self._interp)
+                img = resize_stable(img, size, self._interp)
             planes[k] = img.reshape(spec.height, spec.width, spec.channels)
         batch: np.ndarray = planes
         if spec.layout == "NCHW":
             batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
         if self._affine is not None:
             scale, offset = self._affine
-            batch = batch.astype(np.float32) * scale + offset
-        elif spec.dtype == "float32":
-            batch = batch.astype(np.float32)
+            batch = batch * scale + offset
+        elif spec.dtype == "uint8":
+            batch = np.rint(batch).clip(0, 255).astype(np.uint8)
         return batch
 
     def run_batch(self, batch: np.ndarray) -> ModelOutput:
@@ -200,6 +200,13 @@ def predictions_from_output(out: ModelOutput, classes: Sequence[str]) -> list[Pr
             )
         )
     return preds
+
+
+def resize_stable(img: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """Resize in float32, unrounded: OpenCV's uint8 resize is fixed-point code that rounds differently on x86 and
+    Arm (one step in a quarter of the values, enough to flip near-tie faces); the float path agrees (docs/jetson.md).
+    """
+    return cv2.resize(img.astype(np.float32), size, interpolation=interpolation)
 
 
 def _to_colour(img: np.ndarray, colour: str) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -82,7 +83,7 @@ def fallback_message(device: str, reason: str, runs_on: str | None) -> str:
     what runs instead (``runs_on``, a key of the device chain; None: nothing) and how to get the asked one."""
     asked = f"{_LABEL[device]} was asked for (device {device!r}, {_PROVIDER[device]}), but {reason}"
     instead = f"; running on {_LABEL[runs_on]} instead" if runs_on else ""
-    how = f". For {_LABEL[device]}: {_GET[device]}" if device in _GET else ""
+    how = f". For {_LABEL[device]}: {gpu_install_hint(device)}" if device in _GET else ""
     return asked + instead + how
 
 
@@ -116,6 +117,13 @@ def resolve_providers(options: SessionOptions, available: list[str] | None = Non
     if not chain:
         raise DeviceError(f"{_offers(avail)} (it lists {', '.join(avail) or 'none'})")
     return [(_PROVIDER[dev], _provider_options(dev, options)) for dev in chain]
+
+
+def gpu_install_hint(device: str, machine: str | None = None) -> str:
+    """Where a CUDA/TensorRT onnxruntime comes from on this kind of machine (PyPI has no aarch64 onnxruntime-gpu)."""
+    if (machine or platform.machine()).lower() in ("aarch64", "arm64"):
+        return "on NVIDIA Jetson install NVIDIA's onnxruntime-gpu wheel for your JetPack (docs/jetson.md)"
+    return _GET[device]
 
 
 def _provider_options(dev: str, options: SessionOptions) -> dict[str, Any]:

@@ -197,7 +197,8 @@ def test_kill_9_loses_at_most_the_batch_in_flight(tmp_path: Path, astronaut_bgr:
 
 @pytest.mark.slow
 def test_fer_publictest_accuracy(tmp_path: Path, fer_publictest: Path) -> None:
-    """Reproduces the export parity report's FP32 accuracy of mini-Xception on FER2013 PublicTest: 0.6523."""
+    """FP32 accuracy of mini-Xception on FER2013 PublicTest with the float32 resize: 0.6528 (0.6523 with the old
+    uint8 resize, benchmarks/results/aarch64/resize_ab.json)."""
     out = tmp_path / "submission.csv"
     r = runner.invoke(app, ["classify", str(fer_publictest), "-r", "-o", str(out), "--batch-size", "256"])
     assert r.exit_code == 0, r.output
@@ -207,4 +208,4 @@ def test_fer_publictest_accuracy(tmp_path: Path, fer_publictest: Path) -> None:
         pred = {row["image_path"]: row["emotion"] for row in csv.DictReader(f)}
     assert set(pred) == set(truth) and len(truth) == 3589
     accuracy = sum(pred[k] == v for k, v in truth.items()) / len(truth)
-    assert round(accuracy, 4) == 0.6523
+    assert round(accuracy, 4) == 0.6528
