@@ -563,7 +563,8 @@ class VideoWriter:
                 )
                 log.warning("%s: %s", self.path, self.note)
             if self.audio_from is not None:
-                self.note += "; the source's audio (if any) is dropped: carrying it over needs PyAV"
+                dropped = "the source's audio (if any) is dropped: the OpenCV writer cannot carry it (PyAV can)"
+                self.note = f"{self.note}; {dropped}" if self.note else dropped
 
     def _open_pyav(self, crf: int, preset: str) -> None:
         import av
