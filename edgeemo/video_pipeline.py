@@ -77,6 +77,7 @@ class VideoOptions:
     # 0: detect on the calling thread.
     detect_ahead: int | None = None
     stream_timeout: float = DEFAULT_STREAM_TIMEOUT  # seconds a stream may send nothing before it has timed out
+    scene_cuts: bool = True  # end every track at a scene cut (see VideoSession)
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
@@ -418,7 +419,9 @@ class VideoRun:
         raises :class:`DecodeError` (no output is written: earlier files of the same names are kept).
         """
         opt = self.options
-        session = VideoSession(self.engine, opt.detect_every, opt.smoothing, opt.max_misses, opt.iou_threshold)
+        session = VideoSession(
+            self.engine, opt.detect_every, opt.smoothing, opt.max_misses, opt.iou_threshold, opt.scene_cuts
+        )
         src = self.info.source
         interrupted = False
         t_start = time.perf_counter()
@@ -468,6 +471,8 @@ class VideoRun:
         t_end = time.perf_counter()
         seconds = t_end - t_start
         frames, faces = done
+        if session.cuts:
+            self.notes.append(f"{session.cuts} scene cut(s): tracks were restarted at each (new ids)")
         stats = self.reader.stats
         self._busy["decode"] = stats.decode_seconds
         summary = VideoSummary(
