@@ -87,3 +87,29 @@ def test_the_opencv_writer_says_the_audio_is_dropped(clip_with_audio: Path, tmp_
     with VideoWriter(tmp_path / "b.mp4", 25, (64, 64), codec="mp4v", audio_from=clip_with_audio) as w:
         w.write(np.zeros((64, 64, 3), np.uint8))
     assert "audio" in w.note and "dropped" in w.note
+
+
+def test_audio_the_container_cannot_hold_is_left_out_with_a_note(tmp_path: Path) -> None:
+    src = tmp_path / "mulaw.avi"  # mu-law audio: AVI holds it, MP4 does not
+    black = np.zeros((64, 64, 3), np.uint8)
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        audio = out.add_stream("pcm_mulaw", rate=8000)
+        audio.layout = "mono"
+        for k in range(10):
+            frame = av.VideoFrame.from_ndarray(black, format="bgr24")
+            frame.pts = k
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        sound = av.AudioFrame.from_ndarray(np.zeros((1, 8000), np.int16), format="s16", layout="mono")
+        sound.sample_rate, sound.pts = 8000, 0
+        out.mux(audio.encode(sound))
+        out.mux(audio.encode(None))
+    with VideoWriter(tmp_path / "out.mp4", 10, (64, 64), audio_from=src) as w:
+        for _ in range(10):
+            w.write(black)
+    assert "audio is not carried over" in w.audio_note and "pcm_mulaw" in w.audio_note
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert not c.streams.audio and c.streams.video[0].frames == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mulaw.avi", "out.mp4"]  # no temporary file left
