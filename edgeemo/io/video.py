@@ -505,6 +505,8 @@ class VideoWriter:
     ``codec="auto"`` picks H.264 through PyAV where available, else OpenCV ``mp4v`` (with a warning and
     :attr:`note`); ``"h264"`` insists on H.264 and raises :class:`MissingDependencyError` without it.
     Frames of another size are resized; odd sizes are trimmed by one pixel (yuv420p needs even sizes).
+    ``audio_from``: a source file whose first audio stream is copied into the output on :meth:`close` (H.264
+    path only); :attr:`audio_note` says why it was not, where that failed.
     """
 
     def __init__(
@@ -646,6 +648,8 @@ class VideoWriter:
         this container cannot hold is left out with a note; the video is kept either way."""
         import av
 
+        if not os.path.isfile(source):  # a pipe or device: reading it again would wait for data that never comes
+            return
         try:
             with av.open(source) as src:
                 if not src.streams.audio:
