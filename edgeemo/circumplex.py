@@ -7,6 +7,10 @@ both gets one panel for each. The class centroids of :mod:`edgeemo.va` are drawn
 panels at their true place, on model panels stretched to the +-4.5 axes and labelled as orientation only, since
 the regression heads have no published scale to compare with.
 
+Panels follow the timeline's rule (:func:`edgeemo.timeline.plotted_tracks`): tracks seen in only a few frames
+are left out and at most :data:`~edgeemo.timeline.MAX_PLOTTED_TRACKS` panels (the longest) are drawn; a line
+under the panels says how many were left out.
+
 matplotlib is imported lazily (the "plot" extra) and only through its object API, never pyplot, so plotting
 from a worker thread leaves no global state behind.
 """
@@ -21,7 +25,7 @@ from typing import Any
 
 from edgeemo.errors import InputError, MissingDependencyError
 from edgeemo.io.sinks import output_error
-from edgeemo.timeline import save_figure
+from edgeemo.timeline import MAX_PLOTTED_TRACKS, plotted_tracks, save_figure
 from edgeemo.va import AXIS_LIMIT, CENTROIDS, axis_limit, centroid_table
 
 Row = tuple[float | None, int | None, float | None, float | None, str | None]
@@ -34,27 +38,35 @@ def plot_circumplex(
     out_path: str | os.PathLike[str],
     classes: Sequence[str] | None = None,
     title: str = "Valence-arousal trajectory",
+    max_panels: int = MAX_PLOTTED_TRACKS,
 ) -> Path:
     """Write the circumplex plot of ``rows`` to ``out_path`` (PNG, or the format of its suffix, atomically) and
     return the path.
 
     ``classes`` picks the reference centroids (default: every category :mod:`edgeemo.va` knows). Rows whose
     valence, arousal or source is missing (faces without a VA estimate) are skipped; if none is left the plot
-    cannot say anything and :class:`InputError` is raised.
+    cannot say anything and :class:`InputError` is raised. Short tracks and panels past ``max_panels`` are left
+    out (see the module notes).
     """
     figure_cls, canvas_cls = _matplotlib()
-    groups, timed = _group(rows)
-    if not groups:
+    everything, timed = _group(rows)
+    if not everything:
         raise InputError(f"{out_path}: no rows with valence, arousal and va_source to plot")
     names = list(classes) if classes is not None else sorted(CENTROIDS)
     table = centroid_table(names)
+    chosen = plotted_tracks({k: len(pts) for k, pts in everything.items()}, max_panels)
+    groups = {k: everything[k] for k in chosen}
+    left_out = len(everything) - len(groups)
 
     n = len(groups)
     cols = min(n, _COLUMNS)
     nrows = math.ceil(n / cols)
-    fig = figure_cls(figsize=(4.6 * cols, 4.4 * nrows), dpi=110, layout="constrained")
+    # Fixed margins instead of a constrained layout, which took most of the drawing time with several panels.
+    w, h = 4.6 * cols + 1.0, 4.4 * nrows + 0.9
+    fig = figure_cls(figsize=(w, h), dpi=110)
     canvas_cls(fig)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1 - 0.18 / h)
+    fig.subplots_adjust(left=0.75 / w, right=1 - 1.35 / w, bottom=0.75 / h, top=1 - 0.55 / h, wspace=0.35, hspace=0.3)
     axes = fig.subplots(nrows, cols, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
@@ -64,7 +76,12 @@ def plot_circumplex(
     for ax, ((track, source), pts) in zip(axes.flat, groups.items()):
         mappable = _panel(ax, track, source, pts, names, table, (t_min, t_max))
     if mappable is not None:
-        fig.colorbar(mappable, ax=axes[:, -1].tolist(), label="time (s)" if timed else "row order", shrink=0.9)
+        bar = fig.add_axes((1 - 1.05 / w, 0.75 / h, 0.18 / w, 1 - 1.3 / h))
+        fig.colorbar(mappable, cax=bar, label="time (s)" if timed else "row order")
+    if left_out:
+        fig.text(
+            0.01, 0.01, f"{left_out} shorter track panel(s) not drawn; every track is in the CSV/JSON lines", fontsize=8
+        )
 
     out = Path(out_path)
     try:
@@ -120,6 +137,9 @@ def _panel(
     limit = AXIS_LIMIT[source]
     ax.set_xlim(-limit, limit)
     ax.set_ylim(-limit, limit)
+    ticks = [-limit, -limit / 2, 0, limit / 2, limit]  # fixed ticks: tick layout was half the drawing time
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
     ax.set_aspect("equal")
     ax.axhline(0, color="0.6", lw=0.8)
     ax.axvline(0, color="0.6", lw=0.8)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,10 @@ EMOTION_COLOURS = {
 # What matplotlib's Agg canvas writes, by file suffix (checked before a run, so a typo fails at once).
 PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp",
                 ".tif": "tiff", ".tiff": "tiff", ".eps": "eps", ".ps": "ps"}  # fmt: skip
+# Which tracks get a panel in the timeline and the circumplex: a track seen in fewer frames is a detector
+# flicker or a face passing by, and a figure with more panels than this is unreadable. The CSV keeps every track.
+MIN_TRACK_FRAMES = 5
+MAX_PLOTTED_TRACKS = 6
 _FALLBACK = ("#17becf", "#bcbd22", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2")
 
 
@@ -140,7 +144,7 @@ class Timeline:
         self,
         path: str | os.PathLike[str],
         *,
-        max_tracks: int = 6,
+        max_tracks: int = MAX_PLOTTED_TRACKS,
         grid_step: float = 15.0,
         title: str = "Emotion timeline",
         dpi: int = 110,
@@ -215,10 +219,24 @@ class Timeline:
         counts: dict[int, int] = {}
         for r in self.rows:
             counts[r.track_id] = counts.get(r.track_id, 0) + 1
-        longest = sorted(counts, key=lambda i: (-counts[i], i))[:max_tracks]
-        if len(counts) > max_tracks:
-            log.info("timeline: drawing the %d longest of %d tracks", max_tracks, len(counts))
-        return sorted(longest)
+        shown = plotted_tracks(counts, max_tracks)
+        if len(counts) > len(shown):
+            log.info("timeline: drawing %d of %d tracks (the longest)", len(shown), len(counts))
+        return sorted(shown)
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def plotted_tracks(
+    lengths: Mapping[K, int], max_tracks: int = MAX_PLOTTED_TRACKS, min_frames: int = MIN_TRACK_FRAMES
+) -> list[K]:
+    """The tracks worth a panel, in the order of ``lengths`` (track -> frames seen): the ``max_tracks`` longest of
+    those seen in at least ``min_frames`` frames; when none is that long, the longest one alone."""
+    ranked = sorted(lengths, key=lambda k: -lengths[k])  # stable: ties keep their order
+    kept = [k for k in ranked if lengths[k] >= min_frames][:max_tracks] or ranked[:1]
+    chosen = set(kept)
+    return [k for k in lengths if k in chosen]
 
 
 def plot_format(path: str | os.PathLike[str]) -> str:

@@ -6,6 +6,10 @@ detection and ends a track after ``max_misses`` consecutive detection frames wit
 detection frames (``--detect-every N``) :meth:`IoUTracker.coast` moves the live tracks along their
 velocity so faces can be classified without running the detector.
 
+:class:`SceneCuts` tells a scene cut from motion with a cheap test on a small grey thumbnail of each frame, so
+a video session can end every track at a cut instead of letting an overlapping box carry an id from one person
+to the next shot's.
+
 :class:`ProbabilitySmoother` keeps an exponential moving average of each track's probabilities (and
 valence/arousal) so labels do not flicker from frame to frame; ``smoothing=0`` passes raw outputs through.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from edgeemo.errors import InputError
@@ -150,6 +155,43 @@ class IoUTracker:
         self._tracks = []
         self.ended = ids
         return ids
+
+
+class SceneCuts:
+    """Scene-cut test on consecutive frames: a cut when both the mean absolute difference of 64x36 grey thumbnails
+    (0-255) and half the L1 distance of their 32-bin histograms (0-1) reach their thresholds.
+
+    The thumbnail difference alone also fires on fast pans, the histogram alone on lighting changes; both together
+    mark a new picture. The thresholds sit between the largest values measured within shots and those at a cut
+    (``python -m benchmarks.scene_cuts``; figures in docs/benchmarks.md).
+    """
+
+    SIZE = (64, 36)
+
+    def __init__(self, min_difference: float = 25.0, min_histogram: float = 0.1) -> None:
+        self.min_difference = float(min_difference)
+        self.min_histogram = float(min_histogram)
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+        self.cuts = 0
+
+    def __call__(self, frame: np.ndarray) -> bool:
+        """Whether ``frame`` starts a new shot (never the first frame)."""
+        measured = self.scores(frame)
+        cut = measured is not None and measured[0] >= self.min_difference and measured[1] >= self.min_histogram
+        self.cuts += cut
+        return cut
+
+    def scores(self, frame: np.ndarray) -> tuple[float, float] | None:
+        """(thumbnail difference, histogram distance) of ``frame`` against the frame before; None for the first."""
+        w, h = self.SIZE
+        step = max(1, min(frame.shape[0] // (2 * h), frame.shape[1] // (2 * w)))  # every pixel: 5 ms at 480p
+        small = cv2.resize(frame[::step, ::step], self.SIZE, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        hist = np.bincount((grey >> 3).ravel(), minlength=32) / grey.size
+        prev, self._prev = self._prev, (grey, hist)
+        if prev is None:
+            return None
+        return float(np.abs(grey.astype(np.int16) - prev[0]).mean()), 0.5 * float(np.abs(hist - prev[1]).sum())
 
 
 class ProbabilitySmoother:

@@ -77,6 +77,7 @@ class VideoOptions:
     # 0: detect on the calling thread.
     detect_ahead: int | None = None
     stream_timeout: float = DEFAULT_STREAM_TIMEOUT  # seconds a stream may send nothing before it has timed out
+    scene_cuts: bool = True  # end every track at a scene cut (see VideoSession)
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
@@ -151,7 +152,12 @@ class VideoOutputs:
 
 @dataclass(frozen=True)
 class VideoSummary:
-    """What a run did; ``stage_seconds`` is busy time per stage, ``stage_fps`` frames per busy second."""
+    """What a run did; ``stage_seconds`` is busy time per stage, ``stage_fps`` frames per busy second.
+
+    ``seconds`` is the whole run; ``finish_seconds`` the part of it spent finalising the outputs after the last
+    frame (closing the video, drawing the plots). :attr:`fps` counts the rest, the time frames were processed,
+    which is what the CLI's progress bar shows.
+    """
 
     source: str
     frames: int
@@ -166,10 +172,16 @@ class VideoSummary:
     interrupted: bool
     outputs: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    finish_seconds: float = 0.0
+
+    @property
+    def processing_seconds(self) -> float:
+        return max(0.0, self.seconds - self.finish_seconds)
 
     @property
     def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        """Frames per second of processing (decode to output), finalising excluded: the progress bar's figure."""
+        return self.frames / self.processing_seconds if self.processing_seconds > 0 else 0.0
 
     @property
     def stage_fps(self) -> dict[str, float]:
@@ -185,6 +197,8 @@ class VideoSummary:
             "dropped": self.dropped,
             "corrupt_packets": self.corrupt,
             "seconds": round(self.seconds, 4),
+            "processing_seconds": round(self.processing_seconds, 4),
+            "finish_seconds": round(self.finish_seconds, 4),
             "fps": round(self.fps, 2),
             "stage_seconds": {k: round(v, 4) for k, v in self.stage_seconds.items()},
             "stage_fps": {k: (round(v, 1) if v != float("inf") else None) for k, v in self.stage_fps.items()},
@@ -297,7 +311,8 @@ class VideoRun:
 
     ``annotate`` draws a :class:`FrameResult` onto a copy of the frame for the output video and the live
     window; ``show`` is called from the calling thread with each annotated frame and returns False to stop.
-    ``progress`` is called from the calling thread after every frame with (frames done, seconds elapsed).
+    ``progress`` is called from the calling thread after every frame with (frames done, seconds elapsed);
+    ``step`` with a short description of each finishing step after the last frame ("drawing the timeline", …).
     With ``detect_every > 1`` the faces of frames without detection are the tracker's boxes, with score 0.0.
     """
 
@@ -311,6 +326,7 @@ class VideoRun:
         annotate: Annotator | None = None,
         show: Callable[[np.ndarray], bool] | None = None,
         progress: Callable[[int, float], None] | None = None,
+        step: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.outputs = outputs or VideoOutputs()
@@ -329,6 +345,7 @@ class VideoRun:
         self.annotate = annotate
         self.show = show
         self.progress = progress
+        self.step = step
         self._stop = threading.Event()
         self._busy = dict.fromkeys(STAGES, 0.0)
         self._out_queue: queue.Queue[Any] = queue.Queue(maxsize=self.options.queue_size)
@@ -379,7 +396,8 @@ class VideoRun:
             if self.outputs.video is not None:
                 if self._writer is None:  # sized from the first frame (rotated phone videos differ from info)
                     h, w = drawn.shape[:2]
-                    self._writer = VideoWriter(self.outputs.video, self.info.fps or 30.0, (w, h))
+                    audio = self.info.source if self.info.kind == "file" else None  # carried into the mp4
+                    self._writer = VideoWriter(self.outputs.video, self.info.fps or 30.0, (w, h), audio_from=audio)
                     if self._writer.note:
                         self.notes.append(self._writer.note)
                 self._writer.write(drawn)
@@ -401,7 +419,9 @@ class VideoRun:
         raises :class:`DecodeError` (no output is written: earlier files of the same names are kept).
         """
         opt = self.options
-        session = VideoSession(self.engine, opt.detect_every, opt.smoothing, opt.max_misses, opt.iou_threshold)
+        session = VideoSession(
+            self.engine, opt.detect_every, opt.smoothing, opt.max_misses, opt.iou_threshold, opt.scene_cuts
+        )
         src = self.info.source
         interrupted = False
         t_start = time.perf_counter()
@@ -439,15 +459,20 @@ class VideoRun:
                 pool.shutdown(wait=True, cancel_futures=True)
             if self._stop.is_set():
                 interrupted = True
+            t_frames = time.perf_counter()
             self.reader.stop()
+            self._step("writing the last frames")
             self._out_queue.put(_DONE)
             out_thread.join()
             self.reader.close()
             self._close_sinks(done[0], interrupted or self._stop.is_set())
         if self._out_error is not None:
             raise self._out_error
-        seconds = time.perf_counter() - t_start
+        t_end = time.perf_counter()
+        seconds = t_end - t_start
         frames, faces = done
+        if session.cuts:
+            self.notes.append(f"{session.cuts} scene cut(s): tracks were restarted at each (new ids)")
         stats = self.reader.stats
         self._busy["decode"] = stats.decode_seconds
         summary = VideoSummary(
@@ -464,12 +489,17 @@ class VideoRun:
             interrupted=interrupted,
             outputs={k: str(v) for k, v in self._written.items()},
             notes=tuple(self.notes),
+            finish_seconds=t_end - t_frames,
         )
         if stats.corrupt:
             log.warning("%s: skipped %d corrupt packet(s)", src, stats.corrupt)
         if frames == 0 and not interrupted:
             raise DecodeError(f"{src}: no video frames could be decoded ({stats.end_reason})")
         return summary
+
+    def _step(self, what: str) -> None:
+        if self.step is not None:
+            self.step(what)
 
     def _timed_detect(self, image: np.ndarray) -> tuple[list[Face], float]:
         t0 = time.perf_counter()
@@ -517,7 +547,8 @@ class VideoRun:
             self.notes.append("no frame was processed: no output written")
             return
 
-        def attempt(name: str, fn: Callable[[], Path | None]) -> None:
+        def attempt(name: str, fn: Callable[[], Path | None], what: str) -> None:
+            self._step(what)
             try:
                 p = fn()
                 if p is not None:
@@ -532,9 +563,11 @@ class VideoRun:
 
             def close_video() -> Path | None:
                 w.close()
+                if w.audio_note:
+                    self.notes.append(w.audio_note)
                 return w.path if w.frames else None
 
-            attempt("video", close_video)
+            attempt("video", close_video, "finalising the video")
         for name, sink in (("jsonl", self._jsonl), ("csv", self._csv)):
             if sink is None:
                 continue
@@ -542,19 +575,19 @@ class VideoRun:
                 sink.discard()
                 dropped.append(name)
             else:
-                attempt(name, sink.close)
+                attempt(name, sink.close, f"closing the {name.upper()}")
         tl = self._timeline
         if tl is not None:
             tl_csv = self.outputs.resolved_timeline_csv()
             if tl_csv is not None:
-                attempt("timeline_csv", lambda: tl.write_csv(tl_csv))
+                attempt("timeline_csv", lambda: tl.write_csv(tl_csv), "writing the timeline CSV")
             png = self.outputs.timeline
             if png is not None:
-                attempt("timeline", lambda: tl.plot(png))
+                attempt("timeline", lambda: tl.plot(png), "drawing the timeline")
             circ = self.outputs.circumplex
             if circ is not None:
                 if tl.has_va:
-                    attempt("circumplex", lambda: _plot_circumplex(tl, circ))
+                    attempt("circumplex", lambda: _plot_circumplex(tl, circ), "drawing the circumplex")
                 else:
                     self.notes.append(f"{printable(str(circ))} not written: the results carry no valence/arousal")
         kept = ", ".join(printable(str(p)) for p in self._written.values())

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeemo.errors import InputError
 from edgeemo.results import Face, FaceResult, FrameResult
-from edgeemo.tracking import IoUTracker, ProbabilitySmoother
+from edgeemo.tracking import IoUTracker, ProbabilitySmoother, SceneCuts
 
 
 class FrameEngine(Protocol):
@@ -46,6 +46,8 @@ class FrameEngine(Protocol):
 class VideoSession:
     """Detection every ``detect_every`` frames, IoU tracking with stable ids, per-track smoothing.
 
+    With ``scene_cuts`` (default) a scene cut (:class:`~edgeemo.tracking.SceneCuts`) ends every track and the
+    cut frame is a detection frame, so no id carries over from one shot to the next; ``cuts`` counts them.
     Timestamps (seconds) must not decrease: a session is one stream. With ``detect_every > 1`` the faces of
     frames without detection are the tracker's boxes, with score 0.0. ``last_detect_s`` / ``last_infer_s``
     hold the time the last frame spent in each step.
@@ -58,6 +60,7 @@ class VideoSession:
         smoothing: float = 0.6,
         max_misses: int = 10,
         iou_threshold: float = 0.3,
+        scene_cuts: bool = True,
     ) -> None:
         if detect_every < 1:
             raise InputError(f"detect_every must be >= 1, got {detect_every}")
@@ -65,11 +68,17 @@ class VideoSession:
         self.detect_every = detect_every
         self.tracker = IoUTracker(iou_threshold, max_misses)
         self.smoother = ProbabilitySmoother(smoothing)
+        self._cuts = SceneCuts() if scene_cuts else None
         self.frames = 0
         self.track_ids: set[int] = set()
         self.last_detect_s = 0.0
         self.last_infer_s = 0.0
         self._last_timestamp: float | None = None
+
+    @property
+    def cuts(self) -> int:
+        """Scene cuts seen so far."""
+        return 0 if self._cuts is None else self._cuts.cuts
 
     def detects(self, k: int) -> bool:
         """Whether the ``k``-th frame given to :meth:`process` (counting from 0) is a detection frame."""
@@ -96,7 +105,10 @@ class VideoSession:
         self._last_timestamp = timestamp
         index = self.frames if index is None else index
         t0 = time.perf_counter()
-        if self.detects(self.frames):
+        cut = self._cuts is not None and self._cuts(frame)
+        if cut:  # a new shot: nobody in it is anybody tracked so far
+            self.smoother.forget(self.tracker.close_all())
+        if self.detects(self.frames) or cut:
             if detected is None:
                 detected = self.engine.detect(frame)
             t1 = time.perf_counter()

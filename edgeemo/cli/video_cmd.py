@@ -17,7 +17,15 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from edgeemo.annotate import annotate
 from edgeemo.cli.app import app
@@ -109,8 +117,9 @@ def print_summary(console: Console, s: VideoSummary) -> None:
     )
     console.print(
         f"[bold]{escape(printable(s.source))}[/]: {s.frames} frames, {s.faces} faces, {s.tracks} track(s), "
-        f"{s.dropped} dropped, {s.corrupt} corrupt packet(s) skipped; {s.fps:.1f} FPS overall "
-        f"({s.seconds:.2f} s); per stage FPS: {stage}; ended: {s.end_reason}"
+        f"{s.dropped} dropped, {s.corrupt} corrupt packet(s) skipped; {s.fps:.1f} FPS processing "
+        f"({s.processing_seconds:.2f} s, as the progress bar) + {s.finish_seconds:.2f} s finalising outputs; "
+        f"per stage FPS (frames per busy second): {stage}; ended: {s.end_reason}"
     )
     for name, path in s.outputs.items():
         console.print(f"  {name}: {escape(printable(path))}")
@@ -256,17 +265,24 @@ def video_command(
             MofNCompleteColumn(),
             TextColumn("{task.fields[fps]:>6.1f} FPS"),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             console=console,
             transient=True,
             disable=not console.is_terminal,
         ) as bar:
-            task = bar.add_task(Path(str(value)).name if kind == "file" else str(value), total=total, fps=0.0)
+            name = Path(str(value)).name if kind == "file" else str(value)
+            task = bar.add_task(name, total=total, fps=0.0)
 
             def progress(done: int, elapsed: float) -> None:
                 if done % 5 == 0 or done == total:
                     bar.update(task, completed=done, fps=done / elapsed if elapsed > 0 else 0.0)
 
+            def step(what: str) -> None:  # finishing steps after the last frame, shown in place of the name
+                bar.update(task, description=f"{escape(name)}: {what}…")
+
             run.progress = progress
+            run.step = step
             received: list[int] = []
             with _SignalStop(run, received):
                 summary = run.run()

@@ -12,6 +12,8 @@ Writing: :class:`VideoWriter` produces H.264 (yuv420p, ``+faststart``) through P
 which browsers play; where PyAV or libx264 is missing it falls back to OpenCV's MPEG-4 Part 2 (``mp4v``)
 and says so in :attr:`VideoWriter.note`. The file is written under a fresh hidden ``.part`` name beside the
 final one and renamed on :meth:`VideoWriter.close`, so a finished name is always a finalised, playable file.
+Given ``audio_from`` (the source file), the source's first audio stream is copied into the finished file
+(packets remuxed, not re-encoded) before the rename; the OpenCV fallback cannot carry audio and says so.
 """
 
 from __future__ import annotations
@@ -503,6 +505,8 @@ class VideoWriter:
     ``codec="auto"`` picks H.264 through PyAV where available, else OpenCV ``mp4v`` (with a warning and
     :attr:`note`); ``"h264"`` insists on H.264 and raises :class:`MissingDependencyError` without it.
     Frames of another size are resized; odd sizes are trimmed by one pixel (yuv420p needs even sizes).
+    ``audio_from``: a source file whose first audio stream is copied into the output on :meth:`close` (H.264
+    path only); :attr:`audio_note` says why it was not, where that failed.
     """
 
     def __init__(
@@ -514,8 +518,10 @@ class VideoWriter:
         codec: Literal["auto", "h264", "mp4v"] = "auto",
         crf: int = 23,
         preset: str = "veryfast",
+        audio_from: str | os.PathLike[str] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.audio_from = None if audio_from is None else str(audio_from)
         if not self.path.parent.exists():
             raise InputError(f"{self.path}: output folder {self.path.parent} does not exist")
         if not fps or fps <= 0:
@@ -530,6 +536,7 @@ class VideoWriter:
         os.close(fd)
         self._closed = False
         self.note = ""
+        self.audio_note = ""  # set by close() when the source's audio could not be carried over
         self._container: Any = None
         self._stream: Any = None
         self._cv: Any = None
@@ -557,6 +564,9 @@ class VideoWriter:
                     "Part 2 (mp4v), which plays in VLC/ffplay but not in most browsers"
                 )
                 log.warning("%s: %s", self.path, self.note)
+            if self.audio_from is not None:
+                dropped = "the source's audio (if any) is dropped: the OpenCV writer cannot carry it (PyAV can)"
+                self.note = f"{self.note}; {dropped}" if self.note else dropped
 
     def _open_pyav(self, crf: int, preset: str) -> None:
         import av
@@ -615,6 +625,8 @@ class VideoWriter:
                         self._container.mux(packet)
                 finally:
                     self._container.close()
+                if self.audio_from is not None and self.frames:
+                    self._add_audio(self.audio_from)
             elif self._cv is not None:
                 self._cv.release()
         except BaseException:
@@ -630,11 +642,84 @@ class VideoWriter:
             self._part.unlink(missing_ok=True)
             raise output_error(self.path, exc) from exc
 
+    def _add_audio(self, source: str) -> None:
+        """Remux the written video and ``source``'s first audio stream (from the source's first video frame,
+        cut at the video's end) into a new temporary file that replaces the ``.part`` file. An audio stream
+        this container cannot hold is left out with a note; the video is kept either way."""
+        import av
+
+        if not os.path.isfile(source):  # a pipe or device: reading it again would wait for data that never comes
+            return
+        try:
+            with av.open(source) as src:
+                if not src.streams.audio:
+                    return
+                fd, merged = create_temp(self.path, f".part{self.path.suffix or '.mp4'}")
+                os.close(fd)
+                try:
+                    _remux_with_audio(self._part, src, merged, self.frames / self.fps)
+                except BaseException:
+                    merged.unlink(missing_ok=True)
+                    raise
+        except (av.error.FFmpegError, ValueError) as exc:
+            self.audio_note = f"the source's audio is not carried over ({_av_reason(exc)})"
+            log.warning("%s: %s", self.path, self.audio_note)
+            return
+        os.replace(merged, self._part)
+
     def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _remux_with_audio(video_path: Path, src: Any, out_path: Path, duration: float) -> None:
+    """Write ``video_path``'s video and ``src``'s first audio stream (shifted so the source's first video frame is
+    at 0, packets past ``duration`` dropped) to ``out_path``, interleaved in time order."""
+    import heapq
+
+    import av
+
+    audio_in = src.streams.audio[0]
+    v0 = src.streams.video[0].start_time if src.streams.video else None
+    v0_s = float(v0 * src.streams.video[0].time_base) if v0 is not None else 0.0
+    with av.open(str(video_path)) as vid, av.open(str(out_path), mode="w", format="mp4" if _is_mp4(out_path) else None,
+                                                  container_options=_mp4_options(out_path)) as out:  # fmt: skip
+        video_in = vid.streams.video[0]
+        video_out = _from_template(out, video_in)
+        audio_out = _from_template(out, audio_in)
+        shift = round(v0_s / audio_in.time_base) if audio_in.time_base else 0
+
+        def timed(packets: Iterator[Any], stream: Any, offset: int) -> Iterator[tuple[float, int, Any]]:
+            for k, pkt in enumerate(packets):
+                if pkt.dts is None and pkt.pts is None:
+                    continue  # the demuxer's empty flush packet
+                if offset:
+                    pkt.pts = None if pkt.pts is None else pkt.pts - offset
+                    pkt.dts = None if pkt.dts is None else pkt.dts - offset
+                t = float(((pkt.dts if pkt.dts is not None else pkt.pts) or 0) * pkt.time_base)
+                yield t, k, pkt
+
+        videos = ((t, 0, k, p) for t, k, p in timed(vid.demux(video_in), video_in, 0))
+        audios = ((t, 1, k, p) for t, k, p in timed(src.demux(audio_in), audio_in, shift) if -0.5 < t < duration)
+        for _t, which, _k, pkt in heapq.merge(videos, audios, key=lambda x: (x[0], x[1], x[2])):
+            pkt.stream = audio_out if which else video_out
+            out.mux(pkt)
+
+
+def _is_mp4(path: Path) -> bool:
+    return path.suffix.lower() in ("", ".mp4", ".m4v")
+
+
+def _mp4_options(path: Path) -> dict[str, str]:
+    return {"movflags": "+faststart"} if _is_mp4(path) else {}
+
+
+def _from_template(container: Any, stream: Any) -> Any:
+    """An output stream copying ``stream``'s codec parameters (PyAV 13+ and 12 spell it differently)."""
+    add = getattr(container, "add_stream_from_template", None)
+    return add(stream) if add is not None else container.add_stream(template=stream)
 
 
 def _h264_available() -> bool:
