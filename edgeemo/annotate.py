@@ -111,7 +111,7 @@ def render(out: np.ndarray, result: FrameResult, lay: FrameLayout) -> None:
     for fr, fl in zip(result.faces, lay.faces):
         colour = face_colour(fr)
         r = fl.box
-        cv2.rectangle(out, (r.x1, r.y1), (r.x2 - 1, r.y2 - 1), colour, thick, cv2.LINE_AA)
+        cv2.rectangle(out, (r.x1, r.y1), (r.x2 - 1, r.y2 - 1), colour, thick)  # axis-aligned: crisp, no AA
         _tab(out, fl.tab, colour)
     if lay.note is not None:
         _tab(out, lay.note, (40, 40, 40))

@@ -171,7 +171,7 @@ def _place_tab(
         font = max(_MIN_FONT, base_font * shrink)
         for side in _ordered(TAB_SIDES, prefer):
             tab = _tab_at(width, height, face, text, font, thick, side)
-            if not tab.rect.within(width, height) or (side == "inside" and tab.rect.height > face.height):
+            if not tab.rect.within(width, height) or (side == "inside" and tab.rect.y1 < face.y1):
                 continue
             cover = sum(tab.rect.overlap(o) for o in blocked)
             if cover == 0:
@@ -192,12 +192,14 @@ def _tab_at(width: int, height: int, face: Rect, text: str, font: float, thick: 
     pad = max(2, round(5 * font))
     tab_w, tab_h = tw + 2 * pad, th + base + 2 * pad
     left = face.x1 - thick // 2 if not side.endswith("right") else face.x2 + thick // 2 - tab_w
+    if side == "inside":
+        left = face.x1 + (thick + 1) // 2
     if side.startswith("below"):
         top = face.y2 + (thick + 1) // 2
     elif side.startswith("above"):
         top = face.y1 - thick // 2 - tab_h
     else:  # inside the box, at its bottom: covers only this face's chin
-        top = max(face.y1, face.y2 - thick - tab_h)
+        top = face.y2 - thick - tab_h
     left = max(0, min(left, width - tab_w))
     rect = Rect(left, top, left + tab_w, top + tab_h)
     return Tab(rect, text, font, text_thick, (left + pad, top + pad + th), side)
