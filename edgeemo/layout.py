@@ -134,7 +134,7 @@ def layout_frame(
         panel, side = None, None
         if _at(panels, i):
             blocked = rects + others + placed
-            found = _place_panel(width, height, b, r, blocked, _at(prefer_panel, i))
+            found = _place_panel(width, height, b, r, tab.rect, blocked, _at(prefer_panel, i))
             if found is None:
                 skipped += 1
             else:
@@ -207,7 +207,7 @@ def _tab_at(width: int, height: int, face: Rect, text: str, font: float, thick: 
 
 def _place_note(width: int, height: int, text: str, blocked: list[Rect]) -> Tab | None:
     """A small tab in the first image corner where it covers nothing, else None."""
-    font = max(_MIN_FONT, 0.45 * min(width, height) / _REFERENCE_SIDE)
+    font = max(_MIN_FONT, 0.35 * min(width, height) / _REFERENCE_SIDE)
     corner = _tab_at(width, height, Rect(0, 0, 0, 0), text, font, 0, "below")
     w, h = corner.rect.width, corner.rect.height
     dx, dy = corner.origin[0] - corner.rect.x1, corner.origin[1] - corner.rect.y1
@@ -219,13 +219,15 @@ def _place_note(width: int, height: int, text: str, blocked: list[Rect]) -> Tab 
 
 
 def _place_panel(
-    width: int, height: int, box: Box, face: Rect, blocked: list[Rect], prefer: str | None
+    width: int, height: int, box: Box, face: Rect, tab: Rect, blocked: list[Rect], prefer: str | None
 ) -> tuple[PanelLayout, str] | None:
+    # below/above go past the face's own tab, so a tab under the face does not rule out a panel under it
+    with_tab = Rect(min(face.x1, tab.x1), min(face.y1, tab.y1), max(face.x2, tab.x2), max(face.y2, tab.y2))
     for shrink in _SHRINK:
         size = panel_size(width, height, box, shrink)
         gap = panel_gap(size.unit)
         for side in _ordered(PANEL_SIDES, prefer):
-            x, y = _panel_origin(side, face, size, gap, width, height)
+            x, y = _panel_origin(side, face if side in ("right", "left") else with_tab, size, gap, width, height)
             lay = moved(size, x, y)
             r = Rect(lay.x1, lay.y1, lay.x2, lay.y2)
             if r.within(width, height) and all(r.overlap(o) == 0 for o in blocked):
