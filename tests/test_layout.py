@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeemo.annotate import VideoAnnotator, annotate, face_colour, frame_layout
 from edgeemo.io.images import read_image
@@ -114,6 +116,29 @@ def test_two_close_faces_both_get_a_panel_clear_of_the_other_face() -> None:
     lay = frame_layout(w, h, replace(result_of(boxes), width=w, height=h), "auto")
     assert all(f.panel is not None for f in lay.faces) and lay.panels_skipped == 0
     assert overlaps(lay) == []
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> tuple[int, int, list[Box]]:
+    w, h = draw(st.integers(64, 1600)), draw(st.integers(64, 1200))
+    boxes = []
+    for _ in range(draw(st.integers(1, 12))):
+        side = draw(st.integers(8, max(8, min(w, h) // 2)))
+        x, y = draw(st.integers(-side // 2, w - side // 2)), draw(st.integers(-side // 2, h - side // 2))
+        boxes.append(Box(x, y, x + side, y + side))
+    return w, h, boxes
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames())
+def test_panels_and_notes_never_cover_anything_on_any_frame(frame: tuple[int, int, list[Box]]) -> None:
+    # tabs may fall back to the least covering place in a frame with no room; panels and notes never do
+    w, h, boxes = frame
+    lay = frame_layout(w, h, replace(result_of(boxes), width=w, height=h), "always")
+    found = overlaps(lay)
+    tab_only = [o for o in found if o.startswith("tab ") and not any(k in o for k in (" covers panel", " covers note"))]
+    assert [o for o in found if o not in tab_only] == []
+    assert lay.panels_skipped == sum(f.panel is None for f in lay.faces)
 
 
 def test_a_panel_with_no_free_place_is_skipped_with_a_note() -> None:
