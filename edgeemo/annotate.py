@@ -14,7 +14,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edgeemo.layout import FONT, FrameLayout, Tab, layout_frame
+from edgeemo.layout import FONT, FrameLayout, Tab, layout_frame, scale_for
 from edgeemo.palette import emotion_bgr
 from edgeemo.results import FaceResult, FrameResult
 from edgeemo.va_display import draw_va_panel
@@ -24,13 +24,6 @@ NOTICE_COLOUR = (0, 0, 255)
 SKIPPED_COLOUR = (128, 128, 128)
 NO_FACES_TEXT = "No faces detected"
 VA_BARS_AUTO_MAX_FACES = 2
-_REFERENCE_SIDE = 540.0  # the thesis drew thickness 2 on 960x540 frames
-
-
-def scale_for(width: int, height: int) -> float:
-    """Drawing scale of an image: 1.0 for the thesis's 960x540, proportional to the shorter side."""
-    return max(0.5, min(width, height) / _REFERENCE_SIDE)
-
 
 def annotate(image: np.ndarray, result: FrameResult, *, copy: bool = True, va_bars: VaBars = "auto") -> np.ndarray:
     """Return ``image`` (BGR or gray uint8) with ``result`` drawn on it; ``copy=False`` draws in place (BGR only).

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import cv2
+import numpy as np
 
 from edgeemo.results import Box
 from edgeemo.va_display import PanelLayout, moved, panel_gap, panel_size
@@ -47,12 +48,6 @@ class Rect:
     @property
     def height(self) -> int:
         return self.y2 - self.y1
-
-    def overlap(self, other: Rect) -> int:
-        """Area shared with ``other`` in pixels."""
-        w = min(self.x2, other.x2) - max(self.x1, other.x1)
-        h = min(self.y2, other.y2) - max(self.y1, other.y1)
-        return max(0, w) * max(0, h)
 
     def within(self, width: int, height: int) -> bool:
         return self.x1 >= 0 and self.y1 >= 0 and self.x2 <= width and self.y2 <= height
@@ -95,9 +90,14 @@ def box_rect(box: Box) -> Rect:
     return Rect(*(math.floor(v + 0.5) for v in (box.x1, box.y1, box.x2, box.y2)))
 
 
+def scale_for(width: int, height: int) -> float:
+    """Drawing scale of an image: 1.0 for the thesis's 960x540, proportional to the shorter side."""
+    return max(0.5, min(width, height) / _REFERENCE_SIDE)
+
+
 def line_thickness(width: int, height: int) -> int:
     """Box line width: the thesis's 2 px at 960x540, proportional to the shorter side."""
-    return max(1, round(2 * max(0.5, min(width, height) / _REFERENCE_SIDE)))
+    return max(1, round(2 * scale_for(width, height)))
 
 
 def layout_frame(
@@ -124,7 +124,7 @@ def layout_frame(
     placed: list[Rect] = []
     tabs = []
     for i, (r, text) in enumerate(zip(rects, texts)):
-        blocked = [o for j, o in enumerate(rects) if j != i] + others + placed
+        blocked = _array([o for j, o in enumerate(rects) if j != i] + others + placed)
         tab = _place_tab(width, height, r, text, thick, blocked, _at(prefer_tab, i))
         placed.append(tab.rect)
         tabs.append(tab)
@@ -133,7 +133,7 @@ def layout_frame(
     for i, (b, r, tab) in enumerate(zip(boxes, rects, tabs)):
         panel, side = None, None
         if _at(panels, i):
-            blocked = rects + others + placed
+            blocked = _array(rects + others + placed)
             found = _place_panel(width, height, b, r, tab.rect, blocked, _at(prefer_panel, i))
             if found is None:
                 skipped += 1
@@ -143,12 +143,24 @@ def layout_frame(
         faces.append(FaceLayout(r, tab, panel, side))
     note = None
     if skipped:
-        note = _place_note(width, height, f"VA bars: {skipped} hidden (no room)", rects + others + placed)
+        note = _place_note(width, height, f"VA bars: {skipped} hidden (no room)", _array(rects + others + placed))
     return FrameLayout(width, height, tuple(faces), thick, skipped, note)
 
 
 def _at(seq: Sequence[T], i: int) -> T | None:
     return seq[i] if i < len(seq) else None
+
+
+def _array(rects: list[Rect]) -> np.ndarray:
+    """Rectangles as an (N, 4) array, so a candidate is checked against all of them at once."""
+    return np.array([(r.x1, r.y1, r.x2, r.y2) for r in rects], dtype=np.int64).reshape(-1, 4)
+
+
+def _cover(r: Rect, blocked: np.ndarray) -> int:
+    """Pixels of ``r`` covered by the ``blocked`` rectangles (shared areas counted once per rectangle)."""
+    w = np.minimum(blocked[:, 2], r.x2) - np.maximum(blocked[:, 0], r.x1)
+    h = np.minimum(blocked[:, 3], r.y2) - np.maximum(blocked[:, 1], r.y1)
+    return int((np.maximum(w, 0) * np.maximum(h, 0)).sum())
 
 
 def _ordered(sides: tuple[str, ...], first: str | None) -> tuple[str, ...]:
@@ -158,12 +170,12 @@ def _ordered(sides: tuple[str, ...], first: str | None) -> tuple[str, ...]:
 def _tab_font(width: int, height: int, face: Rect) -> float:
     """Font scale whose text is a fixed share of the face height, within readable and image-based bounds."""
     text_h = cv2.getTextSize("Ag", FONT, 1.0, 1)[0][1]
-    cap = _MAX_FONT_PER_SCALE * max(0.5, min(width, height) / _REFERENCE_SIDE)
+    cap = _MAX_FONT_PER_SCALE * scale_for(width, height)
     return max(_MIN_FONT, min(cap, _TAB_TEXT_OF_FACE * face.height / text_h))
 
 
 def _place_tab(
-    width: int, height: int, face: Rect, text: str, thick: int, blocked: list[Rect], prefer: str | None
+    width: int, height: int, face: Rect, text: str, thick: int, blocked: np.ndarray, prefer: str | None
 ) -> Tab:
     base_font = _tab_font(width, height, face)
     best: tuple[int, Tab] | None = None
@@ -173,7 +185,7 @@ def _place_tab(
             tab = _tab_at(width, height, face, text, font, thick, side)
             if not tab.rect.within(width, height) or (side == "inside" and tab.rect.y1 < face.y1):
                 continue
-            cover = sum(tab.rect.overlap(o) for o in blocked)
+            cover = _cover(tab.rect, blocked)
             if cover == 0:
                 return tab
             if best is None or cover < best[0]:
@@ -205,7 +217,7 @@ def _tab_at(width: int, height: int, face: Rect, text: str, font: float, thick: 
     return Tab(rect, text, font, text_thick, (left + pad, top + pad + th), side)
 
 
-def _place_note(width: int, height: int, text: str, blocked: list[Rect]) -> Tab | None:
+def _place_note(width: int, height: int, text: str, blocked: np.ndarray) -> Tab | None:
     """A small tab in the first image corner where it covers nothing, else None."""
     font = max(_MIN_FONT, 0.35 * min(width, height) / _REFERENCE_SIDE)
     corner = _tab_at(width, height, Rect(0, 0, 0, 0), text, font, 0, "below")
@@ -213,13 +225,13 @@ def _place_note(width: int, height: int, text: str, blocked: list[Rect]) -> Tab 
     dx, dy = corner.origin[0] - corner.rect.x1, corner.origin[1] - corner.rect.y1
     for x, y in ((0, 0), (width - w, 0), (0, height - h), (width - w, height - h)):
         r = Rect(x, y, x + w, y + h)
-        if r.within(width, height) and all(r.overlap(o) == 0 for o in blocked):
+        if r.within(width, height) and _cover(r, blocked) == 0:
             return Tab(r, text, font, corner.thickness, (x + dx, y + dy), "corner")
     return None
 
 
 def _place_panel(
-    width: int, height: int, box: Box, face: Rect, tab: Rect, blocked: list[Rect], prefer: str | None
+    width: int, height: int, box: Box, face: Rect, tab: Rect, blocked: np.ndarray, prefer: str | None
 ) -> tuple[PanelLayout, str] | None:
     # below/above go past the face's own tab, so a tab under the face does not rule out a panel under it
     with_tab = Rect(min(face.x1, tab.x1), min(face.y1, tab.y1), max(face.x2, tab.x2), max(face.y2, tab.y2))
@@ -230,7 +242,7 @@ def _place_panel(
             x, y = _panel_origin(side, face if side in ("right", "left") else with_tab, size, gap, width, height)
             lay = moved(size, x, y)
             r = Rect(lay.x1, lay.y1, lay.x2, lay.y2)
-            if r.within(width, height) and all(r.overlap(o) == 0 for o in blocked):
+            if r.within(width, height) and _cover(r, blocked) == 0:
                 return lay, side
     return None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -68,8 +69,11 @@ class _Metrics:
     line: int  # height of one text line incl. spacing
     bar_thick: int
     text_w: int
+    label_w: int  # an axis end label ("+4.5")
+    value_w: int  # the widest value text
 
 
+@lru_cache(maxsize=64)  # a video asks for the same few units every frame
 def _metrics(unit: float) -> _Metrics:
     font = 0.42 * unit
     thick = max(1, round(unit))
@@ -77,7 +81,9 @@ def _metrics(unit: float) -> _Metrics:
     (hw, _), _ = cv2.getTextSize(HEADER["derived"], _FONT, font, thick)
     pad = max(2, round(6 * unit))
     line = th + base + max(2, round(5 * unit))
-    return _Metrics(font, thick, pad, line, max(3, round(9 * unit)), max(tw, hw))
+    label_w = cv2.getTextSize("+4.5", _FONT, font * 0.85, thick)[0][0]
+    value_w = cv2.getTextSize("> +00.00", _FONT, font, thick)[0][0]
+    return _Metrics(font, thick, pad, line, max(3, round(9 * unit)), max(tw, hw), label_w, value_w)
 
 
 def panel_size(width: int, height: int, box: Box, shrink: float = 1.0) -> PanelLayout:
@@ -90,9 +96,7 @@ def panel_size(width: int, height: int, box: Box, shrink: float = 1.0) -> PanelL
     unit = max(MIN_UNIT, shrink * min(width, height) / _REFERENCE_SIDE)
     m = _metrics(unit)
     bar = round(min(max(1.2 * shrink * box.height, 70 * unit), 130 * unit))
-    label_w = cv2.getTextSize("+4.5", _FONT, m.font * 0.85, m.thick)[0][0]
-    value_w = cv2.getTextSize("> +00.00", _FONT, m.font, m.thick)[0][0]
-    panel_w = 2 * m.pad + max(m.text_w, 2 * label_w + bar + 2 * m.pad + value_w)
+    panel_w = 2 * m.pad + max(m.text_w, 2 * m.label_w + bar + 2 * m.pad + m.value_w)
     panel_h = 2 * m.pad + 5 * m.line + m.bar_thick + bar
     return PanelLayout(0, 0, panel_w, panel_h, unit, bar)
 
