@@ -18,6 +18,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
+from edgeemo.errors import InputError
 from edgeemo.results import Box
 from edgeemo.va_display import PanelLayout, moved, panel_gap, panel_size
 
@@ -117,7 +118,7 @@ def layout_frame(
     the side tried first for face ``i``.
     """
     if len(texts) != len(boxes):
-        raise ValueError(f"{len(texts)} label texts for {len(boxes)} faces")
+        raise InputError(f"{len(texts)} label texts for {len(boxes)} faces")
     rects = [box_rect(b) for b in boxes]
     others = [box_rect(b) for b in obstacles]
     thick = line_thickness(width, height)
