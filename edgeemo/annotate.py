@@ -1,121 +1,150 @@
-"""Draw results on an image: box, label and probability, valence/arousal bars, or a "no faces" notice.
+"""Draw results on an image: boxes coloured by emotion, numbered label tabs, valence/arousal panels, or a
+"no faces" notice.
 
-Looks follow the thesis (green box RGB 30,220,30 of thickness 2 at 960x540, white label text on a green band
-under the box, a red notice when no face was found); line width and font scale grow with the image so labels
-stay readable from thumbnails to 4K frames.
+Where things go is decided by :func:`edgeemo.layout.layout_frame` (tabs sized from each face, nothing covering
+another face's box, a tab or a panel); this module only renders that layout. Box and tab colours are the
+timeline's (:mod:`edgeemo.palette`), so the picture and the plots read alike.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Callable
 from typing import Literal
 
 import cv2
 import numpy as np
 
-from edgeemo.results import Box, FaceResult, FrameResult
+from edgeemo.layout import FONT, FrameLayout, Tab, layout_frame, scale_for
+from edgeemo.palette import emotion_bgr
+from edgeemo.results import FaceResult, FrameResult
+from edgeemo.va_display import draw_va_panel
 
-log = logging.getLogger(__name__)
-
-BOX_COLOUR = (30, 220, 30)  # BGR of the thesis's RGB (30, 220, 30)
-TEXT_COLOUR = (255, 255, 255)
+VaBars = Literal["auto", "always", "never"]
 NOTICE_COLOUR = (0, 0, 255)
 SKIPPED_COLOUR = (128, 128, 128)
 NO_FACES_TEXT = "No faces detected"
 VA_BARS_AUTO_MAX_FACES = 2
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
-_REFERENCE_SIDE = 540.0  # the thesis drew thickness 2 on 960x540 frames
 
-
-def scale_for(width: int, height: int) -> float:
-    """Drawing scale of an image: 1.0 for the thesis's 960x540, proportional to the shorter side."""
-    return max(0.5, min(width, height) / _REFERENCE_SIDE)
-
-
-def annotate(
-    image: np.ndarray,
-    result: FrameResult,
-    *,
-    copy: bool = True,
-    va_bars: Literal["auto", "always", "never"] = "auto",
-) -> np.ndarray:
+def annotate(image: np.ndarray, result: FrameResult, *, copy: bool = True, va_bars: VaBars = "auto") -> np.ndarray:
     """Return ``image`` (BGR or gray uint8) with ``result`` drawn on it; ``copy=False`` draws in place (BGR only).
 
-    Valence/arousal bars are drawn for faces whose prediction has them: ``auto`` does so only for frames with
-    at most :data:`VA_BARS_AUTO_MAX_FACES` faces, where the panels beside each face do not cover the others.
-    Bars are drawn first and boxes and labels on top, so a panel never hides a label.
+    Valence/arousal panels are drawn for faces whose prediction has them, where a free place is found
+    (``always``), or so only in images with at most :data:`VA_BARS_AUTO_MAX_FACES` faces (``auto``).
     """
-    if image.ndim == 2 or image.shape[2] == 1:
-        out = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
-    else:
-        out = image.copy() if copy else image
+    out = _canvas(image, copy)
     h, w = out.shape[:2]
-    s = scale_for(w, h)
-    thickness = max(1, round(2 * s))
-    for face, _reason in result.skipped:
-        b = face.box
-        cv2.rectangle(out, _pt(b.x1, b.y1), _pt(b.x2 - 1, b.y2 - 1), SKIPPED_COLOUR, thickness)
-    if not result.faces:
-        _notice(out, NO_FACES_TEXT, s)
-        return out
-    bars = va_bars == "always" or (va_bars == "auto" and len(result.faces) <= VA_BARS_AUTO_MAX_FACES)
-    draw_va = _va_drawer() if bars else None
-    if draw_va is not None:
-        for fr in result.faces:
-            p = fr.prediction
-            if p.valence is not None and p.arousal is not None:
-                draw_va(out, fr.face.box, p.valence, p.arousal, p.va_source or "model")
-    for fr in result.faces:
-        _face(out, fr, s, thickness)
+    render(out, result, frame_layout(w, h, result, va_bars))
     return out
 
 
-def label_text(fr: FaceResult) -> str:
-    p = fr.prediction
-    text = f"{p.label} {p.confidence:.0%}"
-    if fr.track_id is not None:
-        text = f"#{fr.track_id} {text}"
-    return text
+class VideoAnnotator:
+    """Draws the frames of one video run so annotations stay put: ``auto`` is decided once for the run (a panel
+    wherever one fits, never by the frame's face count), and each track keeps the sides its tab and panel had."""
+
+    def __init__(self, va_bars: VaBars = "auto") -> None:
+        self.va_bars: VaBars = "always" if va_bars == "auto" else va_bars
+        self._sides: dict[int, tuple[str, str | None]] = {}
+
+    def __call__(self, image: np.ndarray, result: FrameResult) -> np.ndarray:
+        """Draw ``result`` on ``image`` in place (the decoded frame is not used after inference)."""
+        out = _canvas(image, copy=False)
+        h, w = out.shape[:2]
+        prev = [self._sides.get(f.track_id) if f.track_id is not None else None for f in result.faces]
+        lay = frame_layout(
+            w, h, result, self.va_bars,
+            prefer_tab=[p[0] if p else None for p in prev], prefer_panel=[p[1] if p else None for p in prev],
+        )  # fmt: skip
+        self._sides = {
+            f.track_id: (fl.tab.side, fl.panel_side or (p[1] if p else None))
+            for f, fl, p in zip(result.faces, lay.faces, prev)
+            if f.track_id is not None
+        }
+        render(out, result, lay)
+        return out
 
 
-def _face(out: np.ndarray, fr: FaceResult, s: float, thickness: int) -> None:
+def frame_layout(
+    width: int,
+    height: int,
+    result: FrameResult,
+    va_bars: VaBars = "auto",
+    prefer_tab: list[str | None] | None = None,
+    prefer_panel: list[str | None] | None = None,
+) -> FrameLayout:
+    """The layout :func:`annotate` draws for ``result`` on a ``width`` x ``height`` image."""
+    faces = result.faces
+    bars = va_bars == "always" or (va_bars == "auto" and len(faces) <= VA_BARS_AUTO_MAX_FACES)
+    return layout_frame(
+        width,
+        height,
+        [f.face.box for f in faces],
+        [label_text(f, i + 1) for i, f in enumerate(faces)],
+        panels=[bars and f.prediction.valence is not None and f.prediction.arousal is not None for f in faces],
+        obstacles=[face.box for face, _reason in result.skipped],
+        prefer_tab=prefer_tab or (),
+        prefer_panel=prefer_panel or (),
+    )
+
+
+def render(out: np.ndarray, result: FrameResult, lay: FrameLayout) -> None:
+    """Draw ``lay`` (from :func:`frame_layout` for ``result``) on the BGR image ``out`` in place."""
     h, w = out.shape[:2]
-    b = fr.face.box
-    x1, y1, x2, y2 = _pt(b.x1, b.y1) + _pt(b.x2 - 1, b.y2 - 1)
-    cv2.rectangle(out, (x1, y1), (x2, y2), BOX_COLOUR, thickness, cv2.LINE_AA)
-    text = label_text(fr)
-    font_scale = 0.7 * s
-    text_thick = max(1, round(1.4 * s))
-    (tw, th), base = cv2.getTextSize(text, _FONT, font_scale, text_thick)
-    pad = max(2, round(4 * s))
-    band_h = th + base + 2 * pad
-    band_w = max(x2 - x1 + 1, tw + 2 * pad)
-    top = y2 + 1 if y2 + 1 + band_h <= h else max(0, y1 - band_h)  # under the box, else above it
-    left = min(max(0, x1 - thickness // 2), max(0, w - band_w))
-    cv2.rectangle(out, (left, top), (left + band_w - 1, top + band_h - 1), BOX_COLOUR, cv2.FILLED)
-    cv2.putText(out, text, (left + pad, top + pad + th), _FONT, font_scale, TEXT_COLOUR, text_thick, cv2.LINE_AA)
+    s = scale_for(w, h)
+    thick = lay.line_thickness
+    for face, _reason in result.skipped:
+        b = face.box
+        cv2.rectangle(out, _pt(b.x1, b.y1), _pt(b.x2 - 1, b.y2 - 1), SKIPPED_COLOUR, thick)
+    if not result.faces:
+        _notice(out, NO_FACES_TEXT, s)
+        return
+    for fr, fl in zip(result.faces, lay.faces):  # panels first: a box or tab is never hidden by one
+        p = fr.prediction
+        if fl.panel is not None and p.valence is not None and p.arousal is not None:
+            draw_va_panel(out, fl.panel, p.valence, p.arousal, p.va_source or "model")
+    for fr, fl in zip(result.faces, lay.faces):
+        colour = face_colour(fr)
+        r = fl.box
+        cv2.rectangle(out, (r.x1, r.y1), (r.x2 - 1, r.y2 - 1), colour, thick)  # axis-aligned: crisp, no AA
+        _tab(out, fl.tab, colour)
+    if lay.note is not None:
+        _tab(out, lay.note, (40, 40, 40))
+
+
+def face_colour(fr: FaceResult) -> tuple[int, int, int]:
+    """BGR colour of a face's predicted emotion (the timeline's colour for it)."""
+    names = [n for n, _ in fr.prediction.probabilities]
+    label = fr.prediction.label
+    return emotion_bgr(label, names.index(label) if label in names else 0)
+
+
+def label_text(fr: FaceResult, number: int) -> str:
+    """``#n label 87%``: ``n`` is the track id in video, else the face's place (left to right) in the image."""
+    p = fr.prediction
+    return f"#{fr.track_id if fr.track_id is not None else number} {p.label} {p.confidence:.0%}"
+
+
+def _tab(out: np.ndarray, tab: Tab, fill: tuple[int, int, int]) -> None:
+    r = tab.rect
+    cv2.rectangle(out, (r.x1, r.y1), (r.x2 - 1, r.y2 - 1), fill, cv2.FILLED)
+    luma = 0.114 * fill[0] + 0.587 * fill[1] + 0.299 * fill[2]
+    ink = (0, 0, 0) if luma > 150 else (255, 255, 255)  # dark text on light colours (happy's amber)
+    cv2.putText(out, tab.text, tab.origin, FONT, tab.font_scale, ink, tab.thickness, cv2.LINE_AA)
+
+
+def _canvas(image: np.ndarray, copy: bool) -> np.ndarray:
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    return image.copy() if copy else image
 
 
 def _notice(out: np.ndarray, text: str, s: float) -> None:
     font_scale = 0.8 * s
     thick = max(1, round(2 * s))
-    (_tw, th), _ = cv2.getTextSize(text, _FONT, font_scale, thick)
+    (_tw, th), _ = cv2.getTextSize(text, FONT, font_scale, thick)
     org = (round(10 * s), round(10 * s) + th)
-    cv2.putText(out, text, org, _FONT, font_scale, (0, 0, 0), thick + max(2, round(2 * s)), cv2.LINE_AA)
-    cv2.putText(out, text, org, _FONT, font_scale, NOTICE_COLOUR, thick, cv2.LINE_AA)
+    cv2.putText(out, text, org, FONT, font_scale, (0, 0, 0), thick + max(2, round(2 * s)), cv2.LINE_AA)
+    cv2.putText(out, text, org, FONT, font_scale, NOTICE_COLOUR, thick, cv2.LINE_AA)
 
 
 def _pt(x: float, y: float) -> tuple[int, int]:
     return (math.floor(x + 0.5), math.floor(y + 0.5))
-
-
-def _va_drawer() -> Callable[[np.ndarray, Box, float, float, str], None] | None:
-    """edgeemo.va_display.draw_va_bars when installed, else None (bars are then not drawn)."""
-    try:
-        from edgeemo.va_display import draw_va_bars
-    except ImportError:
-        log.debug("edgeemo.va_display is not available; valence/arousal bars are not drawn")
-        return None
-    return draw_va_bars

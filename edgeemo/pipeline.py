@@ -166,9 +166,10 @@ class Pipeline:
         return bool(getattr(self.detector, "cpu_heavy", False))
 
     def detect(self, frame: np.ndarray) -> list[Face]:
+        """Faces of ``frame`` ordered left to right, as a reader numbers them (detectors order by score)."""
         if self.detector is None:
             raise InputError("this pipeline has no detector (detector=None); use classify_crops()")
-        return self.detector.detect(_check_frame(frame))
+        return sorted(self.detector.detect(_check_frame(frame)), key=lambda f: (f.box.x1 + f.box.x2, f.box.y1))
 
     def crops(self, frame: np.ndarray, faces: Sequence[Face]) -> CropBatch:
         """Crops of ``faces`` with this pipeline's framing (degenerate boxes reported in ``skipped``)."""

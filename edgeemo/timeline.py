@@ -21,23 +21,11 @@ import numpy as np
 
 from edgeemo.errors import InputError, MissingDependencyError, printable
 from edgeemo.io.sinks import atomic_open, write_csv_atomic
+from edgeemo.palette import emotion_colour
 from edgeemo.results import FrameResult
 
 log = logging.getLogger(__name__)
 
-# Fixed colours per emotion name so plots of different runs and models compare at a glance.
-EMOTION_COLOURS = {
-    "anger": "#d62728",
-    "angry": "#d62728",
-    "contempt": "#8c564b",
-    "disgust": "#2ca02c",
-    "fear": "#9467bd",
-    "happy": "#ffbf00",
-    "neutral": "#7f7f7f",
-    "sad": "#1f77b4",
-    "surprise": "#ff7f0e",
-    "uncertain": "#e377c2",
-}
 # What matplotlib's Agg canvas writes, by file suffix (checked before a run, so a typo fails at once).
 PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp",
                 ".tif": "tiff", ".tiff": "tiff", ".eps": "eps", ".ps": "ps"}  # fmt: skip
@@ -45,7 +33,6 @@ PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpg", ".jp
 # flicker or a face passing by, and a figure with more panels than this is unreadable. The CSV keeps every track.
 MIN_TRACK_FRAMES = 5
 MAX_PLOTTED_TRACKS = 6
-_FALLBACK = ("#17becf", "#bcbd22", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +147,7 @@ class Timeline:
         path = Path(path)
         classes = self.classes
         tracks = self._tracks_to_plot(max_tracks)
-        colours = [_colour(c, i) for i, c in enumerate(classes)]
+        colours = [emotion_colour(c, i) for i, c in enumerate(classes)]
         n = max(1, len(tracks))
         lane_h = max(1.6, 0.28 * max(1, len(classes)))
         heights = [lane_h, 1.6] * n
@@ -255,10 +242,6 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
     fmt = plot_format(path)
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format=fmt)
-
-
-def _colour(name: str, i: int) -> str:
-    return EMOTION_COLOURS.get(name.lower(), _FALLBACK[i % len(_FALLBACK)])
 
 
 def _frame_interval(t: np.ndarray) -> float:

@@ -7,13 +7,15 @@ numbers. Model heads use the thesis's +-4.5 axes, derived estimates the centroid
 (:data:`edgeemo.va.AXIS_LIMIT`); values beyond the axis are drawn to the end of the bar and flagged with ">".
 
 Everything is sized from the image's shorter side, so the panel is as readable on a 4K frame as on a 640x480
-one; the panel goes right of the face, else left of it, else wherever it overlaps the image most.
+one. :func:`panel_layout` places a panel for one face alone; :mod:`edgeemo.layout` places the panels of a
+frame so they cover no face and no other panel.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -28,6 +30,7 @@ HEADER = {"model": "VA: model", "derived": "VA: derived estimate"}
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _REFERENCE_SIDE = 540.0  # an image whose shorter side is this many pixels is drawn at unit scale
+MIN_UNIT = 0.8  # below this the text is unreadable
 _WHITE = (255, 255, 255)
 _GREY = (170, 170, 170)
 _TRACK = (70, 70, 70)
@@ -66,8 +69,11 @@ class _Metrics:
     line: int  # height of one text line incl. spacing
     bar_thick: int
     text_w: int
+    label_w: int  # an axis end label ("+4.5")
+    value_w: int  # the widest value text
 
 
+@lru_cache(maxsize=64)  # a video asks for the same few units every frame
 def _metrics(unit: float) -> _Metrics:
     font = 0.42 * unit
     thick = max(1, round(unit))
@@ -75,23 +81,37 @@ def _metrics(unit: float) -> _Metrics:
     (hw, _), _ = cv2.getTextSize(HEADER["derived"], _FONT, font, thick)
     pad = max(2, round(6 * unit))
     line = th + base + max(2, round(5 * unit))
-    return _Metrics(font, thick, pad, line, max(3, round(9 * unit)), max(tw, hw))
+    label_w = cv2.getTextSize("+4.5", _FONT, font * 0.85, thick)[0][0]
+    value_w = cv2.getTextSize("> +00.00", _FONT, font, thick)[0][0]
+    return _Metrics(font, thick, pad, line, max(3, round(9 * unit)), max(tw, hw), label_w, value_w)
 
 
-def panel_layout(width: int, height: int, box: Box) -> PanelLayout:
-    """Place the VA panel for a face ``box`` in a ``width`` x ``height`` image."""
+def panel_size(width: int, height: int, box: Box, shrink: float = 1.0) -> PanelLayout:
+    """The VA panel for a face ``box`` in a ``width`` x ``height`` image, at the origin; ``shrink`` < 1 makes it
+    smaller (never below the readable minimum). :mod:`edgeemo.layout` moves it to a free place."""
     if width <= 0 or height <= 0:
         raise InputError(f"cannot draw valence/arousal bars on an empty {width}x{height} image")
     if not all(math.isfinite(v) for v in (box.x1, box.y1, box.x2, box.y2)):
         raise InputError(f"cannot place valence/arousal bars beside a non-finite face box {box}")
-    unit = max(0.8, min(width, height) / _REFERENCE_SIDE)  # below 0.8 the text is unreadable
+    unit = max(MIN_UNIT, shrink * min(width, height) / _REFERENCE_SIDE)
     m = _metrics(unit)
-    bar = round(min(max(1.2 * box.height, 70 * unit), 130 * unit))
-    label_w = cv2.getTextSize("+4.5", _FONT, m.font * 0.85, m.thick)[0][0]
-    value_w = cv2.getTextSize("> +00.00", _FONT, m.font, m.thick)[0][0]
-    panel_w = 2 * m.pad + max(m.text_w, 2 * label_w + bar + 2 * m.pad + value_w)
+    bar = round(min(max(1.2 * shrink * box.height, 70 * unit), 130 * unit))
+    panel_w = 2 * m.pad + max(m.text_w, 2 * m.label_w + bar + 2 * m.pad + m.value_w)
     panel_h = 2 * m.pad + 5 * m.line + m.bar_thick + bar
-    gap = max(2, round(4 * unit))
+    return PanelLayout(0, 0, panel_w, panel_h, unit, bar)
+
+
+def panel_gap(unit: float) -> int:
+    """Pixels between a face box and its panel."""
+    return max(2, round(4 * unit))
+
+
+def panel_layout(width: int, height: int, box: Box) -> PanelLayout:
+    """Place the VA panel for a face ``box`` alone: right of the face, else left of it, else wherever it overlaps
+    the image most (other faces are not considered; :func:`edgeemo.layout.layout_frame` does that)."""
+    size = panel_size(width, height, box)
+    panel_w, panel_h = size.width, size.height
+    gap = panel_gap(size.unit)
     right = math.ceil(box.x2) + gap
     left = math.floor(box.x1) - gap - panel_w
     if right + panel_w <= width:
@@ -101,7 +121,12 @@ def panel_layout(width: int, height: int, box: Box) -> PanelLayout:
     else:  # no room on either side: keep as much of the panel inside the image as possible
         x = min(max(right if width - box.x2 >= box.x1 else left, 0), max(0, width - panel_w))
     y = min(max(math.floor(box.y1), 0), max(0, height - panel_h))
-    return PanelLayout(x, y, x + panel_w, y + panel_h, unit, bar)
+    return moved(size, x, y)
+
+
+def moved(lay: PanelLayout, x: int, y: int) -> PanelLayout:
+    """``lay`` with its top-left corner at ``(x, y)``."""
+    return PanelLayout(x, y, x + lay.width, y + lay.height, lay.unit, lay.bar)
 
 
 def draw_va_bars(image: np.ndarray, box: Box, valence: float, arousal: float, source: str) -> None:
@@ -109,12 +134,16 @@ def draw_va_bars(image: np.ndarray, box: Box, valence: float, arousal: float, so
 
     ``source`` is "model" or "derived" and is written on the panel; it also picks the axis (+-4.5 or +-1).
     """
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise InputError(f"valence/arousal bars need a BGR uint8 image of shape (H, W, 3), got {got}")
+    _check_image(image)
+    h, w = image.shape[:2]
+    draw_va_panel(image, panel_layout(w, h, box), valence, arousal, source)
+
+
+def draw_va_panel(image: np.ndarray, lay: PanelLayout, valence: float, arousal: float, source: str) -> None:
+    """Draw the valence/arousal panel ``lay`` on ``image`` (BGR uint8, modified in place)."""
+    _check_image(image)
     limit = axis_limit(source)
     h, w = image.shape[:2]
-    lay = panel_layout(w, h, box)
     m = _metrics(lay.unit)
 
     # Darken the panel's visible part so the text stays readable on any background.
@@ -156,6 +185,12 @@ def draw_va_bars(image: np.ndarray, box: Box, valence: float, arousal: float, so
     _text(image, ends[0], (x0, ay2 + m.line - m.pad // 2), m, _GREY, small)
     _bar(image, (ax1, ay1, ax2, ay2), arousal, limit, horizontal=False, colours=(_TENSE, _CALM))
     _text(image, _value_text(arousal, limit), (ax2 + m.pad, (ay1 + ay2) // 2 + m.line // 4), m, _WHITE)
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InputError(f"valence/arousal bars need a BGR uint8 image of shape (H, W, 3), got {got}")
 
 
 def _bar(

@@ -107,7 +107,7 @@ def test_json_lines_on_stdout_and_exit_zero(inputs: dict[str, Path], detector: s
     assert [len(d["faces"]) for d in docs] == [1, 0]
     face = docs[0]["faces"][0]
     assert face["label"] == "happy" and face["va_source"] == "derived"
-    assert "1 face: happy" in r.stderr
+    assert "1 face: #1 happy" in r.stderr
 
 
 def test_folder_input_and_refused_output_folder(inputs: dict[str, Path], detector: str) -> None:

@@ -169,11 +169,12 @@ def test_annotation_draws_boxes_and_labels(pipe: Pipeline, astronaut_bgr: np.nda
     res = pipe.run_image(astronaut_bgr)
     drawn = annotate(astronaut_bgr, res, va_bars="never")
     assert drawn is not astronaut_bgr and not np.array_equal(drawn, astronaut_bgr)
-    green = np.all(drawn == (30, 220, 30), axis=2)
+    happy = (0, 191, 255)  # the timeline's colour for happy (#ffbf00), in BGR
+    boxed = np.all(drawn == happy, axis=2)
     b = res.faces[0].face.box
-    assert green[round(b.y1), round(b.x1) : round(b.x2)].mean() > 0.9  # top edge of the box
+    assert boxed[round(b.y1), round(b.x1) : round(b.x2)].mean() > 0.9  # top edge of the box
     big = annotate(cv2.resize(astronaut_bgr, (2048, 2048)), _scaled(res, 4.0), va_bars="never")
-    assert np.all(big == (30, 220, 30), axis=2).sum() > 10 * green.sum()  # lines and band grow with the image
+    assert np.all(big == happy, axis=2).sum() > 10 * boxed.sum()  # lines and tab grow with the image
 
 
 def _scaled(res: FrameResult, k: float) -> FrameResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -28,6 +28,7 @@ from edgeemo.cli.options import (
     StrictDeviceOpt,
     ThreadsOpt,
     TrtCacheOpt,
+    VaBarsOpt,
     VaOpt,
     pipeline_kwargs,
     quiet_opencv,
@@ -75,7 +76,9 @@ def output_names(inputs: list[Path]) -> list[str]:
 
 
 def summary_line(path: Path, result: FrameResult, decode_ms: float, detect_ms: float, classify_ms: float) -> str:
-    labels = ", ".join(f"{f.prediction.label} {f.prediction.confidence:.2f}" for f in result.faces)
+    labels = ", ".join(  # numbered as on the annotated image (left to right)
+        f"#{i} {f.prediction.label} {f.prediction.confidence:.2f}" for i, f in enumerate(result.faces, 1)
+    )
     n = len(result.faces)
     skipped = f", {len(result.skipped)} skipped" if result.skipped else ""
     return (
@@ -113,10 +116,7 @@ def image_command(
     margin_ratio: MarginRatioOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULTS["max_pixels"],
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include images in sub-folders.")] = False,
-    va_bars: Annotated[
-        Literal["auto", "always", "never"],
-        typer.Option("--va-bars", help="Valence/arousal bars beside faces (auto: frames with at most 2 faces)."),
-    ] = "auto",
+    va_bars: VaBarsOpt = DEFAULTS["va_bars"],
 ) -> None:
     """Detect and classify faces in images. A bad file gets a one-line error and the rest go on; the exit code
     is 2 when any input failed (an image without faces is not a failure)."""

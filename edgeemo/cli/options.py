@@ -155,6 +155,15 @@ StreamTimeoutOpt = Annotated[
         rich_help_panel="Video",
     ),
 ]
+VaBarsOpt = Annotated[
+    Literal["auto", "always", "never"],
+    typer.Option(
+        "--va-bars",
+        help="Valence/arousal panels beside faces, only where they cover no face or other panel (auto: images "
+        "with at most 2 faces, every video frame; the values stay in the data either way).",
+        rich_help_panel="Drawing",
+    ),
+]
 
 DEFAULTS: dict[str, Any] = {
     "model": DEFAULT_MODEL,
@@ -166,6 +175,7 @@ DEFAULTS: dict[str, Any] = {
     "margin": None,  # the model's framing
     "max_pixels": DEFAULT_MAX_PIXELS,
     "stream_timeout": DEFAULT_STREAM_TIMEOUT,
+    "va_bars": "auto",
 }
 
 

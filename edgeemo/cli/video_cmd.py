@@ -27,7 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from edgeemo.annotate import annotate
+from edgeemo.annotate import VideoAnnotator
 from edgeemo.cli.app import app
 from edgeemo.cli.options import (
     DEFAULTS,
@@ -45,6 +45,7 @@ from edgeemo.cli.options import (
     StreamTimeoutOpt,
     StrictDeviceOpt,
     TrtCacheOpt,
+    VaBarsOpt,
     VaOpt,
     pipeline_kwargs,
     quiet_opencv,
@@ -52,7 +53,6 @@ from edgeemo.cli.options import (
 from edgeemo.errors import InputError, printable
 from edgeemo.io.video import parse_source
 from edgeemo.pipeline import Pipeline
-from edgeemo.results import FrameResult
 from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun, VideoSummary
 
 _OUT = "Outputs"
@@ -104,11 +104,6 @@ def _window() -> Any:
         return key not in (ord("q"), 27) and cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) >= 1
 
     return show
-
-
-def _draw(image: np.ndarray, result: FrameResult) -> np.ndarray:
-    # The decoded frame is not used after inference, so drawing in place saves a copy per frame.
-    return annotate(image, result, copy=False)
 
 
 def print_summary(console: Console, s: VideoSummary) -> None:
@@ -223,6 +218,7 @@ def video_command(
     detector_option: DetectorOptionOpt = None,
     margin: MarginOpt = DEFAULTS["margin"],
     margin_ratio: MarginRatioOpt = None,
+    va_bars: VaBarsOpt = DEFAULTS["va_bars"],
 ) -> None:
     """Emotions of the faces in a video, webcam or stream: tracked, smoothed, annotated, with a timeline.
 
@@ -256,7 +252,7 @@ def video_command(
     )
     console = Console(stderr=True)
     with Pipeline(**kwargs) as pipe:
-        run = VideoRun(pipe, src, outputs, options, annotate=_draw, show=_window() if show else None)
+        run = VideoRun(pipe, src, outputs, options, annotate=VideoAnnotator(va_bars), show=_window() if show else None)
         total = run.info.frame_count if not run.info.live else None
         with Progress(
             SpinnerColumn(),
