@@ -124,16 +124,22 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def cpu_has_avx512() -> bool:
-    """Whether this CPU has AVX-512F, the instruction set behind onnxruntime's 16-channel NCHWc block."""
+def cpuid_features() -> dict[str, bool]:
+    """numpy's runtime CPU feature table (CPUID on x86, HWCAP on Arm): what this process can run, also under
+    emulation, where /proc/cpuinfo still describes the host. Empty where numpy does not expose it."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as features
     except ImportError:  # numpy < 2
         try:
             from numpy.core._multiarray_umath import __cpu_features__ as features
         except ImportError:
-            return False
-    return bool(features.get("AVX512F", False))
+            return {}
+    return dict(features)
+
+
+def cpu_has_avx512() -> bool:
+    """Whether this CPU has AVX-512F, the instruction set behind onnxruntime's 16-channel NCHWc block."""
+    return bool(cpuid_features().get("AVX512F", False))
 
 
 def choose_cpu_layout(
