@@ -163,6 +163,7 @@ def choose_cpu_layout(
 
 
 CPU_BATCH_SLICE = 8
+X64_QUANT_PRECISION = "session.x64quantprecision"  # onnxruntime's Avx2WeightS8ToU8Transformer switch
 
 
 def resolve_batch_slice(options: SessionOptions, available: list[str] | None = None) -> int:
@@ -197,6 +198,9 @@ def make_session_options(options: SessionOptions) -> Any:
         so.inter_op_num_threads = int(options.inter_op_threads)
     if not options.intra_op_spinning:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # x86 CPUs without VNNI add u8 x s8 products pairwise in saturating int16: there this switch stores int8
+    # weights as uint8 at load (no effect elsewhere), so INT8 models exported with int8 weights stay exact.
+    so.add_session_config_entry(X64_QUANT_PRECISION, "1")
     so.log_severity_level = 3
     return so
 

@@ -14,7 +14,7 @@ from typing import Any
 from edgeemo.assets import PRECISION_SUFFIX
 from edgeemo.spec import ModelSpec
 from export.keras_io import sha256_file
-from export.parity import ParityReport
+from export.parity import ParityReport, cpu_summary
 
 CARD = "card.json"
 README = "README.md"
@@ -128,6 +128,8 @@ def render_readme(card: dict[str, Any]) -> str:
         lines += [
             "",
             f"## Parity (Keras vs ONNX, {p['n_faces']} faces from `{p['faces']}`{acc})",
+            "",
+            f"Run on: {cpu_summary(p.get('cpu') or {})}.",
             "",
             "| precision | head | max abs Δ | mean abs Δ | agreement | accuracy | result |",
             "|---|---|---|---|---|---|---|",
