@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -65,10 +66,11 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = statistics.median(a / b for a, b in zip(per_round[name], per_round["fp32"]))
                 ms = 1000 * statistics.median(times[name]) / batch
                 rows.append({"batch": batch, "model": name, "ms_per_face": ms, "x_fp32": ratio})
-    doc = {"cpu": cpu, "rounds": args.rounds, "per_round": args.per_round, "rows": rows}
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    doc = {"cpu": cpu, "load_average_at_end": load, "rounds": args.rounds, "per_round": args.per_round, "rows": rows}
     if cpu["emulated"]:
         print("emulated CPU: these timings measure the emulator, not the kernels")
-    print(f"CPUID: {' '.join(cpu['cpuid'] or [])}")
+    print(f"CPUID: {' '.join(cpu['cpuid'] or [])}; load average at the end {load}")
     for r in rows:
         print(f"batch {r['batch']:3d} {r['model']:34s} {r['ms_per_face']:8.4f} ms/face  x{r['x_fp32']:.2f} vs fp32")
     if args.json_out:
