@@ -153,7 +153,7 @@ def render_readme(card: dict[str, Any]) -> str:
             f"{isa['onnxruntime']})",
             "",
             "| CPU | features seen (CPUID) | FP32 accuracy | INT8 accuracy | INT8 agreement with FP32 "
-            "| INT8 labels = native INT8 labels |",
+            f"({'same CPU' if isa.get('fp32_on_each_cpu') else 'native'}) | INT8 labels = native INT8 labels |",
             "|---|---|---|---|---|---|",
         ]
         for r in isa["results"]:

@@ -60,6 +60,7 @@ class IsaParityReport:
     n_faces: int
     int8_graph_sha256: str  # of the INT8 graph without its metadata (see graph_sha256)
     onnxruntime: str
+    fp32_on_each_cpu: bool  # False: emulated INT8 was compared with native FP32
     results: tuple[IsaResult, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,7 +152,13 @@ def isa_parity(
     import onnxruntime
 
     return IsaParityReport(
-        fp32.spec.name, faces.source, len(batch), graph_sha256(int8_path), onnxruntime.__version__, results
+        fp32.spec.name,
+        faces.source,
+        len(batch),
+        graph_sha256(int8_path),
+        onnxruntime.__version__,
+        fp32_emulated,
+        results,
     )
 
 
