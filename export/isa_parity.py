@@ -14,6 +14,7 @@ the agreement of INT8's labels with the native INT8 labels (the same file must a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -37,6 +38,7 @@ from export.faceset import FaceSet, load_face_set
 REPO = Path(__file__).resolve().parents[1]
 ISA_REPORT = "int8_isa.json"
 EMULATOR = "qemu-x86_64"
+FER_PUBLICTEST = REPO.parent / "shared" / "data" / "fer2013-publictest"
 DEFAULT_EMULATION = ("Haswell",)  # AVX2 + FMA, no AVX-512, no VNNI: the saturating u8 x s8 path
 
 
@@ -188,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.folder is None:
         parser.error("give the model folder")
     try:
-        faces_dir = args.faces or REPO.parent / "shared" / "data" / "fer2013-publictest"
-        faces = load_face_set(faces_dir, args.limit)
+        faces = load_face_set(args.faces or FER_PUBLICTEST, args.limit)
+        if args.faces is None:
+            faces = dataclasses.replace(faces, source="../shared/data/fer2013-publictest")  # not this machine's path
         report = isa_parity(args.folder, faces, tuple(args.emulate or DEFAULT_EMULATION))
         if args.write_card:
             from export.card import refresh_card
