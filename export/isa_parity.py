@@ -175,6 +175,10 @@ def graph_sha256(path: Path) -> str:
     return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
 
 
+def _f4(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, nargs="?", help="model folder with model.onnx and model.int8.onnx")
@@ -195,16 +199,18 @@ def main(argv: list[str] | None = None) -> int:
             faces = dataclasses.replace(faces, source="../shared/data/fer2013-publictest")  # not this machine's path
         report = isa_parity(args.folder, faces, tuple(args.emulate or DEFAULT_EMULATION))
         if args.write_card:
-            from export.card import refresh_card
+            from export.card import CARD, refresh_card
 
             (args.folder / ISA_REPORT).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-            refresh_card(args.folder)
+            if (args.folder / CARD).is_file():
+                refresh_card(args.folder)
     except EdgeemoError as exc:
         print(f"isa_parity: error: {exc}", file=sys.stderr)
         return exc.exit_code
     for r in report.results:
         print(
-            f"{r.cpu:10s} int8 acc {r.int8_accuracy} fp32 acc {r.fp32_accuracy} agreement {r.int8_agreement:.4f} "
+            f"{r.cpu:10s} int8 acc {_f4(r.int8_accuracy)} fp32 acc {_f4(r.fp32_accuracy)} "
+            f"agreement {r.int8_agreement:.4f} "
             f"same labels as native {r.int8_same_labels_as_native:.4f} cpuid {','.join(r.features['cpuid'] or [])}"
         )
     return 0
