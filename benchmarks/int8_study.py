@@ -106,6 +106,12 @@ def variants() -> list[Variant]:
         ),
         Variant("keep-stem-flip", "lfw", replace(BASE, keep_float=("head", "stem"), augment="flip")),
         Variant("keep-stem-depthwise", "lfw", replace(BASE, keep_float=("head", "stem", "depthwise"))),
+        Variant(
+            "keep-stem-reduce-range",
+            "lfw",
+            replace(BASE, keep_float=("head", "stem"), reduce_range=True),
+            "7-bit weights: the other cure for the AVX2 saturation",
+        ),
         Variant("equalize-dw", "lfw", replace(BASE, equalize=0.0), "activation equalisation, depthwise pairs"),
         Variant("equalize-0.5", "lfw", replace(BASE, equalize=0.5), "+ other conv pairs at strength 0.5"),
         Variant("act-uint16", "lfw", replace(BASE, activation_type="uint16"), "16-bit activations (contrib Q/DQ)"),
@@ -243,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and args.out.is_file():
         doc = _merge(json.loads(args.out.read_text()), doc)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
-    args.md.write_text(markdown(doc))
+    args.md.write_text(markdown(doc) + kept_notes(args.md))
     print(f"wrote {args.out} and {args.md}")
     return 0
 
@@ -398,6 +404,15 @@ def findings(doc: dict[str, Any]) -> list[str]:
         "noisy, the per-round ratio is the figure to read."
     )
     return out
+
+
+KEEP_MARKER = "<!-- written by hand from here on: benchmarks/int8_study.py keeps it -->"
+
+
+def kept_notes(md: Path) -> str:
+    """The hand-written part of an existing INT8.md (from :data:`KEEP_MARKER` on), to carry over a regeneration."""
+    text = md.read_text(encoding="utf-8") if md.is_file() else ""
+    return "\n" + text[text.index(KEEP_MARKER) :] if KEEP_MARKER in text else ""
 
 
 def markdown(doc: dict[str, Any]) -> str:

@@ -150,16 +150,22 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def cpu_has_avx512() -> bool:
-    """Whether this CPU has AVX-512F, the instruction set behind onnxruntime's 16-channel NCHWc block."""
+def cpuid_features() -> dict[str, bool]:
+    """numpy's runtime CPU feature table (CPUID on x86, HWCAP on Arm): what this process can run, also under
+    emulation, where /proc/cpuinfo still describes the host. Empty where numpy does not expose it."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as features
     except ImportError:  # numpy < 2
         try:
             from numpy.core._multiarray_umath import __cpu_features__ as features
         except ImportError:
-            return False
-    return bool(features.get("AVX512F", False))
+            return {}
+    return dict(features)
+
+
+def cpu_has_avx512() -> bool:
+    """Whether this CPU has AVX-512F, the instruction set behind onnxruntime's 16-channel NCHWc block."""
+    return bool(cpuid_features().get("AVX512F", False))
 
 
 def choose_cpu_layout(
@@ -183,6 +189,7 @@ def choose_cpu_layout(
 
 
 CPU_BATCH_SLICE = 8
+X64_QUANT_PRECISION = "session.x64quantprecision"  # onnxruntime's Avx2WeightS8ToU8Transformer switch
 
 
 def resolve_batch_slice(options: SessionOptions, available: list[str] | None = None) -> int:
@@ -217,6 +224,9 @@ def make_session_options(options: SessionOptions) -> Any:
         so.inter_op_num_threads = int(options.inter_op_threads)
     if not options.intra_op_spinning:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # x86 CPUs without VNNI add u8 x s8 products pairwise in saturating int16: there this switch stores int8
+    # weights as uint8 at load (no effect elsewhere), so INT8 models exported with int8 weights stay exact.
+    so.add_session_config_entry(X64_QUANT_PRECISION, "1")
     so.log_severity_level = 3
     return so
 

@@ -14,13 +14,14 @@ from typing import Any
 from edgeemo.assets import PRECISION_SUFFIX
 from edgeemo.spec import THESIS_FRAMING, Framing, ModelSpec
 from export.keras_io import sha256_file
-from export.parity import ParityReport
+from export.parity import ParityReport, cpu_summary
 
 CARD = "card.json"
 README = "README.md"
 INT8_STUDY = "int8_study.json"
 CALIBRATION = "framing.json"  # a framing calibration report in a model folder (export/framing_calibration.py)
 STAMP_COMMAND = "python -m export.framing"
+INT8_ISA = "int8_isa.json"  # written by export/isa_parity.py
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,41 @@ def write_card(
         card["int8"] = {
             "calibration": int8_calibration,
             "study": INT8_STUDY if (folder / INT8_STUDY).is_file() else None,
+            "per_isa": _isa_parity(folder),
         }
+    return _save(folder, card)
+
+
+def refresh_card(folder: Path) -> Path:
+    """Re-read the folder's files and per-ISA INT8 parity into an existing card (keeps everything else)."""
+    path = folder / CARD
+    card = json.loads(path.read_text(encoding="utf-8"))
+    card["files"] = file_table(folder)
+    if card.get("int8") is not None:
+        card["int8"]["per_isa"] = _isa_parity(folder)
+    return _save(folder, card)
+
+
+def _save(folder: Path, card: dict[str, Any]) -> Path:
     path = folder / CARD
     path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     (folder / README).write_text(render_readme(card), encoding="utf-8")
     return path
+
+
+def _isa_parity(folder: Path) -> dict[str, Any] | None:
+    """The per-ISA INT8 parity report when it was measured on the INT8 graph now in the folder."""
+    from export.isa_parity import graph_sha256
+
+    report, int8 = folder / INT8_ISA, folder / PRECISION_SUFFIX["int8"]
+    if not report.is_file() or not int8.is_file():
+        return None
+    data: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
+    return data if data.get("int8_graph_sha256") == graph_sha256(int8) else None
+
+
+def _f4(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
 
 
 def render_readme(card: dict[str, Any]) -> str:
@@ -124,6 +155,8 @@ def render_readme(card: dict[str, Any]) -> str:
             "",
             f"## Parity (Keras vs ONNX, {p['n_faces']} faces from `{p['faces']}`{acc})",
             "",
+            f"Run on: {cpu_summary(p.get('cpu') or {})}.",
+            "",
             "| precision | head | max abs Δ | mean abs Δ | agreement | accuracy | result |",
             "|---|---|---|---|---|---|---|",
         ]
@@ -138,6 +171,23 @@ def render_readme(card: dict[str, Any]) -> str:
                     f"| {label} | {h['head']} | {h['max_abs_delta']:.3g} | "
                     f"{h['mean_abs_delta']:.3g} | {agree} | {acc} | {ok} |"
                 )
+    isa = card["int8"].get("per_isa") if card["int8"] else None
+    if isa:
+        lines += [
+            "",
+            f"## INT8 per instruction set ({isa['n_faces']} faces from `{isa['faces']}`, onnxruntime "
+            f"{isa['onnxruntime']})",
+            "",
+            "| CPU | features seen (CPUID) | FP32 accuracy | INT8 accuracy | INT8 agreement with FP32 "
+            f"({'same CPU' if isa.get('fp32_on_each_cpu') else 'native'}) | INT8 labels = native INT8 labels |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in isa["results"]:
+            where = "native" if r["cpu"] == "native" else f"`qemu-x86_64 -cpu {r['cpu']}`"
+            lines.append(
+                f"| {where} | {', '.join(r['features']['cpuid'] or ['?'])} | {_f4(r['fp32_accuracy'])} "
+                f"| {_f4(r['int8_accuracy'])} | {r['int8_agreement']:.4f} | {r['int8_same_labels_as_native']:.4f} |"
+            )
     if card["int8"] and card["int8"]["study"]:
         lines += ["", f"INT8 study: see `{card['int8']['study']}`."]
     lines += ["", "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]

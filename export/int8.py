@@ -107,8 +107,11 @@ class Int8Options:
 # Chosen by the study (models/mini-xception/INT8.md): per-channel MinMax over the shipped LFW faces after
 # quant_pre_process, with each head's last layer (conv/dense, pooling, softmax) and the first conv kept in float.
 # The first conv's output is the most damaging tensor to quantize; keeping the head in float leaves the
-# probabilities unquantized. It was the best pure-INT8 row (agreement ~0.979); see the study for the gap to 0.99.
-DEFAULT_OPTIONS = Int8Options(keep_float=("head", "stem"))
+# probabilities unquantized. Weights are uint8 (U8U8): with int8 weights onnxruntime's x86 kernels without VNNI
+# (AVX2, AVX-512BW) add u8 x s8 products pairwise in saturating int16 (vpmaddubsw) and the same file gave other
+# answers there (agreement 0.88 instead of 0.98); its U8U8 kernels widen to int16 first and are exact on every
+# instruction set, at a 0.006 agreement cost on VNNI CPUs. See INT8.md for the cause, the evidence and the gap to 0.99.
+DEFAULT_OPTIONS = Int8Options(keep_float=("head", "stem"), weight_type="uint8")
 
 
 def quantize_int8(

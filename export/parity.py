@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeemo.bench.machine import cpu_features
 from edgeemo.errors import ExportError, InputError
 from edgeemo.model import EmotionModel
 from edgeemo.spec import EMOTION_HEAD, ModelSpec
@@ -129,6 +130,8 @@ class ParityReport:
     reference_per_class: dict[str, float] | None
     variants: tuple[VariantParity, ...]
     thresholds: dict[str, Any]
+    # CPU features the variants ran with (edgeemo.bench.machine.cpu_features): INT8 kernels differ by instruction set
+    cpu: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -296,6 +299,7 @@ def run_parity(
         reference_per_class=ref_per,
         variants=tuple(results),
         thresholds=thresholds.to_dict(),
+        cpu=cpu_features(),
     )
 
 
@@ -310,12 +314,25 @@ def _check(hp: HeadParity, t: Threshold) -> list[str]:
     return out
 
 
+def cpu_summary(cpu: dict[str, Any]) -> str:
+    """One line: machine and the features its CPUID reports (plus the kernel's view when they differ)."""
+    if not cpu:
+        return "unknown"
+    line = f"{cpu['machine']} {' '.join(cpu['cpuid'] or cpu['cpuinfo'])}"
+    if cpu.get("emulated"):
+        line += f" (emulated; /proc/cpuinfo says {' '.join(cpu['cpuinfo'])})"
+    return line
+
+
 def report_table(report: ParityReport) -> Any:
     """A rich table: one row per variant and head."""
     from rich.table import Table
 
     acc = f", Keras accuracy {report.reference_accuracy:.4f}" if report.reference_accuracy is not None else ""
-    table = Table(title=f"parity {report.model}: {report.n_faces} faces{acc}", caption=f"faces: {report.faces}")
+    table = Table(
+        title=f"parity {report.model}: {report.n_faces} faces{acc}",
+        caption=f"faces: {report.faces}; CPU: {cpu_summary(report.cpu)}",
+    )
     for col in ("precision", "head", "max |Δ|", "mean |Δ|", "agreement", "accuracy", "result"):
         table.add_column(col, justify="left" if col in ("precision", "head", "result") else "right")
     for v in report.variants:

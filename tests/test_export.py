@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 import edgeemo
 from edgeemo.errors import ExportError
+from edgeemo.session import cpuid_features
 
 pytest.importorskip("tf_keras")
 pytest.importorskip("tf2onnx")
@@ -177,6 +179,9 @@ def test_cli_parity_exit_codes(mx, tmp_path):
     assert ok.exit_code == 0, ok.output
     data = json.loads((tmp_path / "p.json").read_text())
     assert data["passed"] and [v["precision"] for v in data["variants"]] == ["fp32", "fp16"]
+    cpu = data["cpu"]  # the CPU features the variants ran with: INT8 kernels differ by instruction set
+    assert cpu["machine"] == platform.machine() and cpu["emulated"] is False
+    assert ("avx2" in (cpu["cpuid"] or [])) == bool(cpuid_features().get("AVX2"))
     bad = runner.invoke(app, ["parity", str(mx.folder), "--limit", "30", "--threshold", "fp16.agreement=1.01"])
     assert bad.exit_code != 0
     assert isinstance(bad.exception, ExportError) and "agreement" in str(bad.exception)

@@ -142,3 +142,10 @@ def test_sliced_batches_give_the_one_call_answers_in_order(astronaut_bgr: np.nda
     a, b = whole.run(crops), sliced.run(crops)
     assert np.abs(np.diff(a.probabilities, axis=0)).max(axis=1).min() > 1e-4  # distinct rows: a reorder shows
     np.testing.assert_allclose(b.probabilities, a.probabilities, atol=1e-6)
+
+
+def test_sessions_ask_onnxruntime_for_exact_int8_without_vnni() -> None:
+    """The switch behind tests/test_int8_isa.py's int8-weight check: set on every session the runtime makes."""
+    from edgeemo.session import X64_QUANT_PRECISION, make_session_options
+
+    assert make_session_options(SessionOptions()).get_session_config_entry(X64_QUANT_PRECISION) == "1"

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edgeemo.session import usable_cores
+from edgeemo.session import cpuid_features, usable_cores
 
 CPU_FLAGS_OF_INTEREST = (
     "sse4_2",
@@ -47,6 +47,24 @@ PACKAGES = (
     "tf2onnx",
     "onnxslim",
 )
+# numpy's runtime CPUID table → /proc/cpuinfo names, for the instruction sets that pick onnxruntime's kernels.
+_CPUID_NAMES = {
+    "SSE42": "sse4_2",
+    "AVX": "avx",
+    "AVX2": "avx2",
+    "FMA3": "fma",
+    "F16C": "f16c",
+    "AVX512F": "avx512f",
+    "AVX512BW": "avx512bw",
+    "AVX512VL": "avx512vl",
+    "AVX512VNNI": "avx512_vnni",
+    "AVX512BF16": "avx512_bf16",
+    "AVX512FP16": "avx512_fp16",
+    "ASIMD": "asimd",
+    "ASIMDDP": "asimddp",
+    "ASIMDHP": "fphp",
+    "SVE": "sve",
+}
 THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
@@ -89,6 +107,28 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
+
+
+def cpu_features() -> dict[str, Any]:
+    """The CPU features this process runs with, from two views that differ under emulation.
+
+    ``cpuid`` is what the process itself detects (what onnxruntime dispatches on; right under
+    ``qemu-x86_64 -cpu Haswell``); ``cpuinfo`` is the kernel's /proc/cpuinfo, which also lists flags numpy does
+    not probe (``avx_vnni``, ``amx_*``) but describes the host under qemu-user. ``emulated`` is true when the two
+    disagree on a feature both can see.
+    """
+    _, flags, _ = _cpuinfo()
+    cpuinfo = {f for f in CPU_FLAGS_OF_INTEREST if f in flags}
+    table = cpuid_features()
+    cpuid = {name for key, name in _CPUID_NAMES.items() if table.get(key)} if table else None
+    both = set(_CPUID_NAMES.values()) & set(CPU_FLAGS_OF_INTEREST)
+    emulated = bool(flags) and cpuid is not None and (cpuid & both) != (cpuinfo & both)
+    return {
+        "machine": platform.machine(),
+        "cpuid": sorted(cpuid) if cpuid is not None else None,
+        "cpuinfo": sorted(cpuinfo),
+        "emulated": emulated,
+    }
 
 
 def machine_facts() -> dict[str, Any]:

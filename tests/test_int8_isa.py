@@ -1,0 +1,64 @@
+"""The shipped INT8 file on onnxruntime's AVX2 kernels (no VNNI: u8 x s8 pairs summed in saturating int16), run
+under ``qemu-x86_64 -cpu Haswell``: it must give FP32's answers there and the same labels as natively."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from export.faceset import load_face_set
+from export.isa_parity import emulator, isa_parity
+
+REPO = Path(__file__).resolve().parents[1]
+FOLDER = REPO / "models" / "mini-xception"
+FACES = 300
+# Goals of issue 14 (agreement >= 0.97, same labels on both instruction sets >= 0.995), checked on 300 faces.
+# Measured 2026-12-02 (onnxruntime 1.32) on these faces natively: agreement 0.9767, accuracy 0.6533 -> 0.6600; the
+# AVX2 run gives the native labels (uint8 weights). The int8-weight file shipped before: 0.8765 agreement and
+# 0.8781 same labels on AVX2 (599 faces, models/mini-xception/INT8.md).
+MIN_AGREEMENT = 0.97
+MIN_SAME_LABELS = 0.995
+MAX_ACC_LOSS = 0.01  # 3 of 300 faces; the 0.5-point goal is checked on the full set (models/mini-xception/INT8.md)
+
+
+@pytest.mark.slow
+def test_shipped_int8_on_avx2_matches_fp32_and_native(fer_publictest: Path) -> None:
+    if emulator("Haswell") is None:
+        pytest.skip("qemu-x86_64 (Debian qemu-user) absent or not an x86-64 host: the AVX2 INT8 path is not checked")
+    faces = load_face_set(fer_publictest, FACES)
+    report = isa_parity(FOLDER, faces, ("Haswell",), fp32_emulated=False)
+    native, avx2 = report.results
+    # The emulated process really ran without AVX-512 and VNNI (else this checks nothing new).
+    assert "avx2" in avx2.features["cpuid"] and "avx512f" not in avx2.features["cpuid"], avx2.features
+    assert avx2.features["emulated"] == ("avx512f" in avx2.features["cpuinfo"])  # /proc/cpuinfo shows the host
+    assert avx2.int8_same_labels_as_native >= MIN_SAME_LABELS, avx2
+    for r in (native, avx2):
+        assert r.int8_agreement >= MIN_AGREEMENT, r
+        assert r.fp32_accuracy is not None and r.int8_accuracy is not None
+        assert r.fp32_accuracy - r.int8_accuracy <= MAX_ACC_LOSS, r
+
+
+@pytest.mark.slow
+def test_runtime_keeps_int8_weight_models_exact_on_avx2(fer_publictest: Path, tmp_path: Path) -> None:
+    """A model exported with int8 weights (U8S8, the recipe shipped before issue 14) gives its native labels on
+    AVX2 too, through the runtime's session switch (without it: 0.88 agreement with native on PublicTest)."""
+    import dataclasses
+
+    if emulator("Haswell") is None:
+        pytest.skip("qemu-x86_64 (Debian qemu-user) absent or not an x86-64 host: the AVX2 INT8 path is not checked")
+    from export.int8 import DEFAULT_OPTIONS, quantize_int8
+
+    folder = tmp_path / "u8s8"
+    folder.mkdir()
+    (folder / "model.onnx").symlink_to(FOLDER / "model.onnx")
+    quantize_int8(
+        FOLDER / "model.onnx",
+        folder / "model.int8.onnx",
+        options=dataclasses.replace(DEFAULT_OPTIONS, weight_type="int8"),
+    )
+    faces = load_face_set(fer_publictest, FACES)
+    _, avx2 = isa_parity(folder, faces, ("Haswell",), fp32_emulated=False).results
+    assert avx2.int8_same_labels_as_native >= MIN_SAME_LABELS, avx2
