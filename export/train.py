@@ -104,6 +104,26 @@ def training_facts(result: TrainResult, cfg: RunConfig) -> dict[str, object]:
     }
 
 
+def command_line(cfg: RunConfig, options: TrainOptions, folder: Path) -> str:
+    """The command that reproduces this run (recipe flags only where they differ from the defaults)."""
+    from export.training.loop import TrainOptions
+
+    d = TrainOptions()
+    flags = [
+        f"--data {os.path.relpath(cfg.data, REPO)}",
+        f"--run-dir {os.path.relpath(cfg.run_dir, REPO)}",
+        f"--epochs {options.epochs}",
+        *([f"--batch-size {options.batch_size}"] if options.batch_size != d.batch_size else []),
+        *([f"--lr {options.learning_rate:g}"] if options.learning_rate != d.learning_rate else []),
+        *([f"--seed {options.seed}"] if options.seed != d.seed else []),
+        *([f"--val-fraction {cfg.val_fraction:g}"] if cfg.val_fraction != RunConfig.val_fraction else []),
+        *([f"--limit {cfg.limit}"] if cfg.limit else []),
+        "--resume",
+        f"--export {os.path.relpath(folder, REPO)}",
+    ]
+    return f"python -m export.train {cfg.architecture} " + " ".join(flags)
+
+
 def export_trained(
     result: TrainResult,
     cfg: RunConfig,
@@ -128,16 +148,15 @@ def export_trained(
         faces = replace(faces, source=os.path.relpath(faces_dir, REPO))
     card = CardFacts(
         description=f"{arch.description}; trained from scratch on {os.path.relpath(cfg.data, REPO)} "
-        f"({len(FER_CLASSES)} classes) by export/train.py.",
+        f"({len(result.classes)} classes) by export/train.py.",
         licence="MIT (edgeemo project; architecture from keras.applications, Apache-2.0); trained on FER2013 "
         "(research dataset, Goodfellow et al. 2013)",
         provenance=f"python -m export.train {cfg.architecture}: best validation epoch {result.best_epoch} of "
         f"{result.epochs_done}",
         training={**training_facts(result, cfg), "recipe": options.to_dict()},
-        regenerate=f"python -m export.train {cfg.architecture} --data {os.path.relpath(cfg.data, REPO)} "
-        f"--run-dir {os.path.relpath(cfg.run_dir, REPO)} --resume --export {os.path.relpath(folder, REPO)}",
+        regenerate=command_line(cfg, options, folder),
     )
-    export_opts = ExportOptions(name=name, classes=FER_CLASSES, heads=("emotion",), interpolation="linear")
+    export_opts = ExportOptions(name=name, classes=result.classes, heads=("emotion",), interpolation="linear")
     return export_keras(result.best_h5, folder, export_opts, precisions, faces=faces, card=card)
 
 

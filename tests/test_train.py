@@ -20,6 +20,7 @@ pytest.importorskip("tf2onnx")
 pytest.importorskip("skimage")
 
 from export.card import CARD
+from export.train import RunConfig, export_trained
 from export.training.architectures import architecture
 from export.training.augment import AugmentOptions, augment_batch, resize_batch
 from export.training.data import load_labelled_faces, stratified_split
@@ -99,10 +100,7 @@ def test_recipe_helpers():
     assert lrs[-1] == pytest.approx(1e-5, rel=0.05) and all(a >= b for a, b in itertools.pairwise(lrs[10:]))
 
 
-def test_training_learns_resumes_exactly_and_exports(split, tmp_path, astronaut_bgr):
-    from export.keras_to_onnx import ExportOptions
-    from export.pipeline import export_keras
-
+def test_training_learns_resumes_exactly_and_exports(split, face_folder, tmp_path, astronaut_bgr):
     straight = _trainer(split, tmp_path / "straight")
     result = straight.run()
     assert result.finished and result.epochs_done == 2 and len(result.history) == 2
@@ -138,9 +136,13 @@ def test_training_learns_resumes_exactly_and_exports(split, tmp_path, astronaut_
     other = {**resumed._fresh_state(), "options": replace(SMOKE, learning_rate=1e-3).to_dict()}
     assert resume_mismatch(saved, other) == ["options"]
 
-    options = ExportOptions(name="smoke", classes=CLASSES, heads=("emotion",), interpolation="linear")
-    out = export_keras(result.best_h5, tmp_path / "model", options, ("fp32",))
+    cfg = RunConfig("thesis-mobilenet", face_folder, tmp_path / "straight", resume=True)
+    out = export_trained(result, cfg, tmp_path / "model", "smoke", None, ("fp32",), SMOKE)
     model = edgeemo.load_model(out.files["fp32"])
     assert model.classes == CLASSES and model.spec.input.dtype == "uint8"
     assert model.run([astronaut_bgr]).probabilities.shape == (1, 2)
-    assert json.loads((tmp_path / "model" / CARD).read_text())["files"]["model.onnx"]["bytes"] > 0
+    assert out.parity is not None and out.parity.passed, out.parity.to_dict()
+    card = json.loads((tmp_path / "model" / CARD).read_text())
+    assert card["weights"] == "trained" and card["training"]["epochs"] == 2
+    assert card["training"]["train_seconds"] == pytest.approx(result.train_seconds, abs=0.1)
+    assert "--epochs 2 --batch-size 32" in card["regenerate"]

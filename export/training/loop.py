@@ -78,6 +78,7 @@ class TrainResult:
     """Where a run stands: ``finished`` when every planned epoch is done."""
 
     run_dir: Path
+    classes: tuple[str, ...]
     epochs_done: int
     epochs: int
     finished: bool
@@ -404,6 +405,7 @@ class Trainer:
         best = self.run_dir / self.arch.h5_name
         return TrainResult(
             self.run_dir,
+            tuple(st["data"]["classes"]),
             st["epoch"],
             self.options.epochs,
             st["epoch"] >= self.options.epochs,
