@@ -20,6 +20,7 @@ pytest.importorskip("tf2onnx")
 pytest.importorskip("skimage")
 
 from export.card import CARD
+from export.keras_io import inspect_h5
 from export.train import RunConfig, export_trained
 from export.training.architectures import architecture
 from export.training.augment import AugmentOptions, augment_batch, resize_batch
@@ -107,6 +108,9 @@ def test_training_learns_resumes_exactly_and_exports(split, face_folder, tmp_pat
     first, last = result.history
     assert last.loss < first.loss, result.history  # loss falls on real faces
     assert result.faces_per_s > 0 and result.peak_rss_mb > 100
+    saved = inspect_h5(result.best_h5)  # the thesis's own file layout: in-graph normalisation as TFOpLambda layers
+    ops = [layer.config.get("function") for layer in saved.layers if layer.class_name == "TFOpLambda"]
+    assert ops == ["image.grayscale_to_rgb", "cast", "math.truediv", "math.subtract"]
 
     cut = _trainer(split, tmp_path / "cut")
     real_step = cut._train_step
