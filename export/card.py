@@ -34,6 +34,7 @@ class CardFacts:
     provenance: str = ""
     notes: tuple[str, ...] = ()
     regenerate: str = ""
+    training: dict[str, Any] | None = None  # figures measured by export/train.py
 
 
 def file_table(folder: Path) -> dict[str, dict[str, Any]]:
@@ -76,6 +77,7 @@ def write_card(
         "files": file_table(folder),
         "parity": parity.to_dict() if parity else None,
         "int8": None,
+        "training": facts.training,
         "regenerate": facts.regenerate,
     }
     if int8_calibration is not None or (folder / INT8_STUDY).is_file():
@@ -188,6 +190,17 @@ def render_readme(card: dict[str, Any]) -> str:
                 f"| {where} | {', '.join(r['features']['cpuid'] or ['?'])} | {_f4(r['fp32_accuracy'])} "
                 f"| {_f4(r['int8_accuracy'])} | {r['int8_agreement']:.4f} | {r['int8_same_labels_as_native']:.4f} |"
             )
+    t = card.get("training")
+    if t:
+        lines += [
+            "",
+            "## Training (measured by `export/train.py`)",
+            "",
+            f"- Data: `{t['data']}`, validation {t['val_fraction']:.0%} of it (stratified, seeded)",
+            f"- Epochs: {t['epochs']}, best validation accuracy {t['val_accuracy']:.4f} at epoch {t['best_epoch']}",
+            f"- Training time {t['train_seconds'] / 3600:.2f} h, {t['faces_per_s']:.0f} faces/s, "
+            f"peak memory {t['peak_rss_mb']:.0f} MB, {t['threads']} threads",
+        ]
     if card["int8"] and card["int8"]["study"]:
         lines += ["", f"INT8 study: see `{card['int8']['study']}`."]
     lines += ["", "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]

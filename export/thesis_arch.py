@@ -76,14 +76,14 @@ def thesis_head(head: str) -> ThesisHead:
     raise ExportError(f"no thesis model with head {head!r} (choose from {[h.head for h in THESIS_HEADS]})")
 
 
-def build_thesis_model(head: str) -> Any:
-    """The thesis architecture with a freshly initialised (seeded) head ``emotion``, ``valence`` or ``arousal``."""
+def thesis_graph(units: int, head: str, seed: int) -> Any:
+    """The thesis graph (uint8 input, TFOpLambda normalisation, MobileNet α 0.25, Flatten) ending in
+    ``Dense(units)`` named ``head``, freshly initialised from ``seed``."""
     tf_keras = import_tf_keras()
     import tensorflow as tf
 
-    spec = thesis_head(head)
     tf_keras.backend.clear_session()
-    tf_keras.utils.set_random_seed(spec.seed)
+    tf_keras.utils.set_random_seed(seed)
     inp = tf_keras.Input((INPUT_SIZE, INPUT_SIZE, 1), dtype="uint8", name="input")
     x = tf.image.grayscale_to_rgb(inp)
     x = tf.cast(x, tf.float32)
@@ -94,8 +94,14 @@ def build_thesis_model(head: str) -> Any:
     )
     x = backbone(x)
     x = tf_keras.layers.Flatten(name="flatten")(x)
-    out = tf_keras.layers.Dense(spec.units, name=head)(x)
-    model = tf_keras.Model(inp, out, name=f"thesis_{head}")
+    out = tf_keras.layers.Dense(units, name=head)(x)
+    return tf_keras.Model(inp, out, name=f"thesis_{head}")
+
+
+def build_thesis_model(head: str) -> Any:
+    """The thesis architecture with a freshly initialised (seeded) head ``emotion``, ``valence`` or ``arousal``."""
+    spec = thesis_head(head)
+    model = thesis_graph(spec.units, head, spec.seed)
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     if (model.count_params(), trainable) != (spec.total_params, spec.trainable_params):
         raise ExportError(

@@ -1,0 +1,239 @@
+"""Train a model, then export it and write its card: ``python -m export.train ARCH [options]``.
+
+    python -m export.train thesis-mobilenet --data ../shared/data/fer2013-train \\
+        --run-dir training/thesis-mobilenet --resume --export models/thesis-mobilenet
+
+Training resumes from ``RUN_DIR/latest`` with ``--resume`` (a run may be cut off at any time; see
+:mod:`export.training.loop`). Once every planned epoch is done and ``--export`` is given, the best-validation
+HDF5 goes through the same export path as any Keras model (FP32/FP16/INT8 ONNX, parity on ``--faces``), and the
+card records the training figures measured by this run: epochs, validation accuracy, training time, faces/s and
+peak memory. The accuracy of each exported precision on ``--faces`` comes from the parity run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from edgeemo.errors import EdgeemoError, InputError
+
+if TYPE_CHECKING:
+    from export.pipeline import ExportResult
+    from export.training.data import LabelledFaces
+    from export.training.loop import TrainOptions, TrainResult
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_TRAIN = REPO.parent / "shared" / "data" / "fer2013-train"
+FER_PUBLICTEST = REPO.parent / "shared" / "data" / "fer2013-publictest"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything the command line decides besides the recipe (:class:`TrainOptions`)."""
+
+    architecture: str
+    data: Path
+    run_dir: Path
+    resume: bool
+    val_fraction: float = 0.1
+    split_seed: int = 13
+    cache_dir: Path | None = None
+    limit: int = 0
+    threads: int = 2
+    checkpoint_seconds: float = 600.0
+
+
+def load_data(cfg: RunConfig, classes: tuple[str, ...] = FER_CLASSES) -> tuple[LabelledFaces, LabelledFaces]:
+    from export.training.data import load_labelled_faces, stratified_split
+
+    faces = load_labelled_faces(cfg.data, classes, cache_dir=cfg.cache_dir, limit=cfg.limit)
+    train_idx, val_idx = stratified_split(faces.labels, cfg.val_fraction, cfg.split_seed)
+    return faces.subset(train_idx), faces.subset(val_idx)
+
+
+def train(cfg: RunConfig, options: TrainOptions, stream: TextIO | None = None) -> TrainResult:
+    """Build (or resume) and run the training; returns where the run stands."""
+    from export.training.architectures import architecture
+    from export.training.loop import Trainer, configure_threads
+
+    configure_threads(cfg.threads)
+    arch = architecture(cfg.architecture)
+    train_set, val_set = load_data(cfg)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(arch, train_set, val_set, cfg.run_dir, options, cfg.checkpoint_seconds, stream)
+    if trainer.has_checkpoint():
+        if not cfg.resume:
+            raise InputError(f"{cfg.run_dir}: holds a checkpoint; pass --resume to continue it, or another --run-dir")
+        trainer.restore()
+    log.info(
+        "%s: %d training / %d validation faces, %d steps of %d per epoch, class weights %s",
+        arch.name,
+        len(train_set),
+        len(val_set),
+        trainer.steps_per_epoch,
+        options.batch_size,
+        " ".join(f"{w:.2f}" for w in trainer.weights),
+    )
+    return trainer.run()
+
+
+def training_facts(result: TrainResult, cfg: RunConfig) -> dict[str, object]:
+    """The measured training figures that go into the card."""
+    return {
+        "data": os.path.relpath(cfg.data, REPO),
+        "epochs": result.epochs_done,
+        "best_epoch": result.best_epoch,
+        "val_accuracy": round(result.best_val_accuracy, 4),
+        "val_fraction": cfg.val_fraction,
+        "train_seconds": round(result.train_seconds, 1),
+        "faces_per_s": round(result.faces_per_s, 1),
+        "peak_rss_mb": round(result.peak_rss_mb, 1),
+        "threads": cfg.threads,
+        "history": [
+            {"epoch": h.epoch, "loss": round(h.loss, 4), "val_accuracy": round(h.val_accuracy, 4)}
+            for h in result.history
+        ],
+    }
+
+
+def command_line(cfg: RunConfig, options: TrainOptions, folder: Path) -> str:
+    """The command that reproduces this run (recipe flags only where they differ from the defaults)."""
+    from export.training.loop import TrainOptions
+
+    d = TrainOptions()
+    flags = [
+        f"--data {os.path.relpath(cfg.data, REPO)}",
+        f"--run-dir {os.path.relpath(cfg.run_dir, REPO)}",
+        f"--epochs {options.epochs}",
+        *([f"--batch-size {options.batch_size}"] if options.batch_size != d.batch_size else []),
+        *([f"--lr {options.learning_rate:g}"] if options.learning_rate != d.learning_rate else []),
+        *([f"--seed {options.seed}"] if options.seed != d.seed else []),
+        *([f"--val-fraction {cfg.val_fraction:g}"] if cfg.val_fraction != RunConfig.val_fraction else []),
+        *([f"--limit {cfg.limit}"] if cfg.limit else []),
+        "--resume",
+        f"--export {os.path.relpath(folder, REPO)}",
+    ]
+    return f"python -m export.train {cfg.architecture} " + " ".join(flags)
+
+
+def export_trained(
+    result: TrainResult,
+    cfg: RunConfig,
+    folder: Path,
+    name: str,
+    faces_dir: Path | None,
+    precisions: tuple[str, ...],
+    options: TrainOptions,
+) -> ExportResult:
+    """The best HDF5 through :func:`export.pipeline.export_keras` into ``folder``, with the card's training facts."""
+    from export.card import CardFacts
+    from export.faceset import load_face_set, registry_faces
+    from export.keras_to_onnx import ExportOptions
+    from export.pipeline import export_keras
+    from export.training.architectures import architecture
+
+    arch = architecture(cfg.architecture)
+    if result.best_h5 is None:
+        raise InputError(f"{cfg.run_dir}: no trained model to export yet (no epoch finished)")
+    faces = load_face_set(faces_dir) if faces_dir else registry_faces()
+    if faces_dir:
+        faces = replace(faces, source=os.path.relpath(faces_dir, REPO))
+    card = CardFacts(
+        description=f"{arch.description}; trained from scratch on {os.path.relpath(cfg.data, REPO)} "
+        f"({len(result.classes)} classes) by export/train.py.",
+        licence="MIT (edgeemo project; architecture from keras.applications, Apache-2.0); trained on FER2013 "
+        "(research dataset, Goodfellow et al. 2013)",
+        provenance=f"python -m export.train {cfg.architecture}: best validation epoch {result.best_epoch} of "
+        f"{result.epochs_done}",
+        training={**training_facts(result, cfg), "recipe": options.to_dict()},
+        regenerate=command_line(cfg, options, folder),
+    )
+    export_opts = ExportOptions(name=name, classes=result.classes, heads=("emotion",), interpolation="linear")
+    return export_keras(result.best_h5, folder, export_opts, precisions, faces=faces, card=card)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from export.training.architectures import ARCHITECTURES
+    from export.training.loop import TrainOptions
+
+    defaults = TrainOptions()
+    parser = argparse.ArgumentParser(prog="python -m export.train", description=__doc__.splitlines()[0])
+    parser.add_argument("architecture", choices=sorted(ARCHITECTURES))
+    parser.add_argument("--data", type=Path, default=FER_TRAIN, help="labelled training faces (default: FER2013 train)")
+    parser.add_argument("--run-dir", type=Path, required=True, help="checkpoints, best HDF5 and state.json")
+    parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --run-dir, if any")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak learning rate")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--cache", type=Path, default=None, help="folder for the decoded-faces cache (.npz)")
+    parser.add_argument("--limit", type=int, default=0, help="use this many faces (smoke runs)")
+    parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads (0: its default)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    parser.add_argument("--export", type=Path, default=None, help="model folder to export to when training is done")
+    parser.add_argument("--name", default=None, help="model name in the metadata (default: the architecture)")
+    parser.add_argument(
+        "--faces",
+        type=Path,
+        default=None,
+        help="labelled faces for parity/accuracy (default: FER2013 PublicTest when present)",
+    )
+    parser.add_argument("--precisions", default="fp32,fp16,int8")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = RunConfig(
+        args.architecture,
+        args.data,
+        args.run_dir,
+        args.resume,
+        args.val_fraction,
+        args.seed,
+        args.cache,
+        args.limit,
+        args.threads,
+        args.checkpoint_minutes * 60.0,
+    )
+    options = replace(defaults, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+    try:
+        result = train(cfg, options)
+        print(
+            f"{cfg.run_dir}: {result.epochs_done}/{result.epochs} epochs, best val accuracy "
+            f"{result.best_val_accuracy:.4f} (epoch {result.best_epoch}), {result.train_seconds:.0f} s, "
+            f"{result.faces_per_s:.0f} faces/s, peak {result.peak_rss_mb:.0f} MB"
+        )
+        if args.export is not None and result.finished:
+            from export.pipeline import parse_precisions
+
+            faces = args.faces or (FER_PUBLICTEST if FER_PUBLICTEST.is_dir() else None)
+            out = export_trained(
+                result,
+                cfg,
+                args.export,
+                args.name or args.architecture,
+                faces,
+                parse_precisions(args.precisions),
+                options,
+            )
+            for v in out.parity.variants if out.parity else ():
+                print(f"{Path(v.path).name}: parity {'ok' if v.passed else 'FAIL'}")
+            return 0 if out.parity is None or out.parity.passed else 1
+        if args.export is not None:
+            print("training not finished: export skipped (rerun the same command to continue)")
+    except EdgeemoError as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
