@@ -24,7 +24,7 @@ def bench_command(
         bool, typer.Option("--quick", help="Smoke run (~20 s): default model and detector, a few calls each.")
     ] = False,
     full: Annotated[
-        bool, typer.Option("--full", help="Full run (~15 min on 2 cores): every model, precision and detector.")
+        bool, typer.Option("--full", help="Full run (minutes): every model, precision and detector.")
     ] = False,
     model: Annotated[
         list[str] | None,
@@ -62,7 +62,7 @@ def bench_command(
         from edgeemo.errors import InputError
 
         typer.echo(ctx.get_help(), err=True)
-        raise InputError("bench: choose one run: --quick (~20 s smoke run) or --full (~15 min); see the options above")
+        raise InputError("bench: choose one run: --quick (~20 s smoke run) or --full (everything, minutes); see above")
     from edgeemo.bench.report import brief, markdown
     from edgeemo.bench.suite import build_plan, run_plan, write_results
 
