@@ -24,6 +24,16 @@ CARD = "card.json"
 DEFAULT_MODEL = "mini-xception"
 PRECISION_SUFFIX = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 LAYOUT_SUFFIX = {"avx512": "model.avx512.onnx"}  # fp32 only
+SAMPLE_CLIP = "astronaut.mp4"
+
+
+def sample_clip() -> Path | None:
+    """The shipped sample clip: ``edgeemo/_samples`` when installed, the repository's ``samples/`` in a checkout."""
+    package = Path(__file__).resolve().parent
+    for folder in (package / "_samples", package.parent / "samples"):
+        if (folder / SAMPLE_CLIP).is_file():
+            return folder / SAMPLE_CLIP
+    return None
 
 
 def shipped_models_dir() -> Path:

@@ -9,12 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 
 from edgeemo.bench.plan import QUICK, Config, lean_plan
-from edgeemo.bench.report import compare_markdown, markdown
+from edgeemo.bench.report import _fmt, compare_markdown, markdown
 from edgeemo.bench.stats import interleave, percentile, summarize
 from edgeemo.bench.suite import load_results, run_isolated
+from edgeemo.detectors import DEFAULT_DETECTOR
 from edgeemo.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,11 +62,12 @@ def _quick_run(tmp_path: Path) -> dict:
     out = tmp_path / "quick.json"
     table = tmp_path / "RESULTS.md"
     cmd = [sys.executable, "-c", "from edgeemo.cli import main; main()", "bench", "--quick", "-m", "mini-xception"]
-    cmd += ["-d", "dlib-hog", "-o", str(out), "--table", str(table)]
+    cmd += ["-d", "dlib-hog", "-d", DEFAULT_DETECTOR, "-o", str(out), "--table", str(table)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     doc = load_results(out)
     doc["_table"] = table.read_text()
+    doc["_stdout"] = proc.stdout
     return doc
 
 
@@ -104,6 +107,44 @@ def test_quick_run_writes_valid_results(quick_doc: dict) -> None:
         assert set(size["stages_p50_ms"]) == {"decode_jpeg", "detect", "crop", "classify"}
         assert size["faces_per_frame"] and size["stats"]["runs"] % len(size["faces_per_frame"]) == 0
     assert all(r["status"] != "error" for r in doc["results"]), [r for r in doc["results"] if r["status"] == "error"]
+
+
+def test_quick_prints_a_table_with_the_default_detector_and_the_pipeline(quick_doc: dict) -> None:
+    lines = quick_doc["_stdout"].splitlines()
+    rows = {ln.split(" | ")[0].strip("| †"): ln for ln in lines if ln.startswith("| ") and "/" in ln}
+    for rid in (f"detector/{DEFAULT_DETECTOR}", f"pipeline/{DEFAULT_DETECTOR}"):
+        r = next(r for r in quick_doc["results"] if r["id"] == rid)
+        assert r["status"] == "ok", r  # the shipped sample clip is the last fallback, so these always run
+        p50 = r["data"]["sizes"][0]["stats"]["p50_ms"]
+        assert "640x480" in rows[rid] and f"| {_fmt(p50)} |" in rows[rid], rows
+        assert r["data"]["sizes"][0]["faces_per_frame"][0] >= 1  # real frames with a face, not noise
+    fp32 = next(r for r in quick_doc["results"] if r["id"] == "classifier/mini-xception/ort-fp32-cpu")
+    assert f"| {_fmt(fp32['data']['stats'][0]['p50_ms'])} |" in rows[fp32["id"]]
+    assert f"quick run, {quick_doc['total_wall_s']} s" in quick_doc["_stdout"]
+
+
+def test_quick_plan_defaults_to_the_default_model_and_detector() -> None:
+    from edgeemo.assets import DEFAULT_MODEL
+    from edgeemo.bench.suite import build_plan
+
+    plan, budget, _ = build_plan(quick=True)
+    ids = [c.id for c in plan]
+    assert budget is QUICK and ids[0] == "import/edgeemo"
+    assert {c.params["model"] for c in plan if c.kind in ("classifier", "compare")} == {DEFAULT_MODEL}
+    assert [i for i in ids if i.split("/")[0] in ("detector", "pipeline")] == [
+        f"detector/{DEFAULT_DETECTOR}",
+        f"pipeline/{DEFAULT_DETECTOR}",
+    ]
+    full, _, _ = build_plan(quick=False, models=[DEFAULT_MODEL], detectors=[])
+    assert f"classifier/{DEFAULT_MODEL}/ort-fp32-cpu-1thread" in [c.id for c in full]
+
+
+def test_bench_without_a_choice_lists_the_options_and_runs_nothing(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-c", "from edgeemo.cli import main; main()", "bench"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "--quick" in proc.stderr and "--full" in proc.stderr and "choose one run" in proc.stderr
+    assert not list(tmp_path.iterdir())  # no result file: nothing was run
 
 
 def test_pipeline_rounds_fit_the_detector(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -222,6 +263,26 @@ def test_frames_fall_back_to_the_astronaut_without_shared_data(monkeypatch: pyte
     assert [f.shape for f in imgs] == [(720, 1280, 3)]
     crops, crop_source = frames.face_crops(5)
     assert len(crops) == 5 and crop_source == "scikit-image astronaut face" and crops[0].ndim == 2
+
+
+def test_frames_fall_back_to_the_sample_clip_without_shared_data_or_scikit_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from edgeemo.bench import frames
+    from edgeemo.detectors import create_detector
+
+    monkeypatch.setattr(frames, "shared_data_dir", lambda: None)
+    monkeypatch.setattr(frames, "_astronaut", lambda: None)
+    imgs, source = frames.frames_at(640, 480)
+    assert source == "sample clip astronaut.mp4" and len(imgs) == 4
+    det = create_detector(DEFAULT_DETECTOR)
+    try:
+        assert all(len(det.detect(f)) == 1 for f in imgs)  # the clip's one face in every frame
+        crops, crop_source = frames.face_crops(2)
+        assert crop_source == "sample clip face" and crops[0].ndim == 2
+        assert len(det.detect(cv2.cvtColor(crops[0], cv2.COLOR_GRAY2BGR))) == 1  # the crop holds the face
+    finally:
+        det.close()
 
 
 def test_spinning_can_be_turned_off_in_the_one_session_place() -> None:

@@ -1,5 +1,6 @@
 """Real inputs for benchmarks: video frames and photos from ``../shared/data`` when the checkout has it,
-else scikit-image's astronaut; face crops for the classifiers from FER2013 PublicTest or the same fallbacks.
+else scikit-image's astronaut, else the sample clip shipped with edgeemo; face crops for the classifiers from
+FER2013 PublicTest or the same fallbacks.
 
 Every function returns the source it used, so a result file says what was measured.
 """
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from edgeemo.assets import sample_clip
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,11 @@ def source_frames(count: int = 4) -> tuple[list[np.ndarray], str]:
     astro = _astronaut()
     if astro is not None:
         return [astro], "scikit-image astronaut"
-    raise LookupError("no real frames: ../shared/data is absent and scikit-image is not installed")
+    clip = sample_clip()
+    frames = _video_frames(clip, count) if clip is not None else []
+    if frames:
+        return frames, f"sample clip {clip.name}"
+    raise LookupError("no real frames: ../shared/data is absent, scikit-image is not installed and no sample clip")
 
 
 def resize_cover(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -101,6 +108,12 @@ def face_crops(count: int) -> tuple[list[np.ndarray], str]:
         if astro is not None:
             crops = [cv2.cvtColor(astro[30:230, 140:320], cv2.COLOR_BGR2GRAY)]
             source = "scikit-image astronaut face"
+    clip = sample_clip() if not crops else None
+    frames = _video_frames(clip, 1) if clip is not None else []
+    if frames:
+        h, w = frames[0].shape[:2]  # the clip keeps its one face near the centre, 130-190 px wide
+        crops = [cv2.cvtColor(frames[0][h // 2 - 160 : h // 2 + 40, w // 2 - 110 : w // 2 + 90], cv2.COLOR_BGR2GRAY)]
+        source = "sample clip face"
     if not crops:
         rng = np.random.default_rng(0)
         crops = [rng.integers(0, 256, (128, 128), dtype=np.uint8)]

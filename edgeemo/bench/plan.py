@@ -62,7 +62,7 @@ def lean_plan(
     slow = {**b, "warmup": 1, "min_runs": min(3, budget.min_runs)}  # detectors can take seconds a frame
     if budget is QUICK:
         slow["sizes"] = [[640, 480]]
-    plan = [Config("import/edgeemo", "import", f"{LEAN}:import_time", {"repeats": 3 if budget is QUICK else 7})]
+    plan = [Config("import/edgeemo", "import", f"{LEAN}:import_time", {"repeats": 2 if budget is QUICK else 7})]
     for model in models:
         for device in devices:
             for precision in precisions:
@@ -74,34 +74,35 @@ def lean_plan(
                         {"model": model, "precision": precision, "device": device, "batches": list(batches), **b},
                     )
                 )
-        plan.append(
-            Config(
-                f"classifier/{model}/ort-fp32-cpu-1thread",
-                "classifier",
-                f"{LEAN}:classifier_ort",
-                {
-                    "model": model,
-                    "precision": "fp32",
-                    "session": {"intra_op_threads": 1},
-                    "batches": list(batches),
-                    **b,
-                },
+        if budget is not QUICK:  # the 1-thread and portable-graph rows are studies, not smoke checks
+            plan.append(
+                Config(
+                    f"classifier/{model}/ort-fp32-cpu-1thread",
+                    "classifier",
+                    f"{LEAN}:classifier_ort",
+                    {
+                        "model": model,
+                        "precision": "fp32",
+                        "session": {"intra_op_threads": 1},
+                        "batches": list(batches),
+                        **b,
+                    },
+                )
             )
-        )
-        plan.append(
-            Config(
-                f"classifier/{model}/ort-fp32-portable-cpu",
-                "classifier",
-                f"{LEAN}:classifier_ort",
-                {
-                    "model": model,
-                    "precision": "fp32",
-                    "session": {"cpu_layout": "portable"},
-                    "batches": list(batches),
-                    **b,
-                },
+            plan.append(
+                Config(
+                    f"classifier/{model}/ort-fp32-portable-cpu",
+                    "classifier",
+                    f"{LEAN}:classifier_ort",
+                    {
+                        "model": model,
+                        "precision": "fp32",
+                        "session": {"cpu_layout": "portable"},
+                        "batches": list(batches),
+                        **b,
+                    },
+                )
             )
-        )
         plan.append(
             Config(
                 f"compare/{model}/ort-sessions",

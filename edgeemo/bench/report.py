@@ -413,3 +413,42 @@ def spread_markdown(docs: Sequence[dict[str, Any]], names: Sequence[str]) -> str
         )
         lines.append("")
     return "\n".join(lines)
+
+
+def _headline(r: dict[str, Any]) -> tuple[str, str, str]:
+    """What a result measured, its median ms and its rate, for the one-table summary of a run."""
+    d = r["data"]
+    if r["kind"] == "import":
+        return "`import edgeemo`", _fmt(d["import_ms_median"]), f"{d['rss_after_import_mib']} MiB resident"
+    if r["kind"] == "classifier":
+        s = _stats_by_batch(r)
+        one, big = s.get(1) or d["stats"][0], s.get(max(s))
+        return f"{d['mode']}, batch 1", _fmt(one["p50_ms"]), f"{_fmt(big['items_per_s'])} faces/s at batch {max(s)}"
+    if r["kind"] == "compare":
+        blk = d["batches"][0]
+        c = blk["contenders"]
+        base = c[d["reference"]]["fast90_mean_ms"]
+        others = ", ".join(f"{n} {v['fast90_mean_ms'] / base:.2f}×" for n, v in c.items() if n != d["reference"])
+        ref = c[d["reference"]]["p50_ms"]
+        return f"batch {blk['batch']}, interleaved", _fmt(ref), f"time / {d['reference']}'s: {others}"
+    s = d["sizes"][0]
+    faces = max(s["faces_per_frame"] or [0])
+    return (
+        f"{s['width']}x{s['height']}, {d['frames']}",
+        _fmt(s["stats"]["p50_ms"]),
+        (f"{1e3 / s['stats']['p50_ms']:.1f} FPS, {faces} face(s)"),
+    )
+
+
+def brief(doc: dict[str, Any]) -> str:
+    """One table for the terminal: every configuration of a run with its headline figure, or why it has none."""
+    rows = []
+    for r in doc["results"]:
+        if r["status"] == "ok":
+            what, ms, rate = _headline(r)
+        else:
+            what, ms, rate = r.get("reason") or r.get("error") or "", "–", r["status"]
+        rows.append([r["id"] + (" †" if contended(r) else ""), what, ms, rate, _fmt(r.get("peak_rss_mib"), 0)])
+    lines = _table(["case", "measured", "p50 ms", "rate", "peak RSS MiB"], rows)
+    lines.append(f"{doc['mode']} run, {doc.get('total_wall_s', '?')} s; † measured on contended cores.")
+    return "\n".join(lines) + "\n"

@@ -74,7 +74,7 @@ def run_plan(
         "machine": machine_facts(),
         "results": [],
     }
-    prober = _prober()
+    prober = _prober(calls=5 if mode == "quick" else 20)  # a quick run only flags contention, cheaply
     t0 = time.perf_counter()
     for k, config in enumerate(plan):
         probe = prober.probe().to_dict() if prober is not None else None
@@ -93,14 +93,14 @@ def run_plan(
     return doc
 
 
-def _prober() -> Any:
+def _prober(calls: int) -> Any:
     """The core-availability probe, or None where it cannot run (no onnxruntime or no shipped model)."""
     from edgeemo.errors import EdgeemoError
 
     try:
         from edgeemo.bench.probe import Prober
 
-        return Prober()
+        return Prober(calls)
     except (ImportError, EdgeemoError) as exc:
         log.warning("no core probe: %s", exc)
         return None
@@ -147,18 +147,25 @@ def build_plan(
 
     ``models`` defaults to every model edgeemo finds with an emotion head (classifiers and fused graphs;
     valence- or arousal-only models can be named explicitly); ``detectors`` to every registered one (dlib HOG at
-    upsample 0 and 1). ``with_tf`` adds TensorFlow / TFLite configurations, which need a source checkout.
+    upsample 0 and 1); a quick run's to the default model and the default detector.
+    ``with_tf`` adds TensorFlow / TFLite configurations, which need a source checkout.
     """
     import onnxruntime as ort
 
-    from edgeemo.assets import list_models
+    from edgeemo.assets import DEFAULT_MODEL, list_models
     from edgeemo.bench.plan import FULL, QUICK, available_devices, detector_configs, lean_plan, tf_plan
-    from edgeemo.detectors import detector_names
+    from edgeemo.detectors import DEFAULT_DETECTOR, detector_names
     from edgeemo.errors import InputError
 
     budget = QUICK if quick else FULL
-    names = list(models) if models else [e.name for e in list_models() if _has_emotion_head(e.variants()["fp32"])]
-    dets = list(detectors) if detectors is not None else detector_names()
+    if models:
+        names = list(models)
+    elif quick:
+        names = [DEFAULT_MODEL]
+    else:
+        names = [e.name for e in list_models() if _has_emotion_head(e.variants()["fp32"])]
+    default_dets = [DEFAULT_DETECTOR] if quick else detector_names()
+    dets = list(detectors) if detectors is not None else default_dets
     plan = lean_plan(
         names,
         devices=available_devices(ort.get_available_providers()),

@@ -20,12 +20,27 @@ app.add_typer(bench_app, name="bench")
 @bench_app.callback()
 def bench_command(
     ctx: typer.Context,
-    quick: Annotated[bool, typer.Option("--quick", help="Smoke run: a few calls per configuration.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smoke run (~20 s): default model and detector, a few calls each.")
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Full run (minutes): every model, precision and detector.")
+    ] = False,
     model: Annotated[
-        list[str] | None, typer.Option("--model", "-m", help="Model name (repeatable); default: all found.")
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model name (repeatable); default: the default model (--quick), all (--full).",
+        ),
     ] = None,
     detector: Annotated[
-        list[str] | None, typer.Option("--detector", "-d", help="Detector (repeatable); default: all registered.")
+        list[str] | None,
+        typer.Option(
+            "--detector",
+            "-d",
+            help="Detector (repeatable); default: the default one (--quick), all (--full).",
+        ),
     ] = None,
     with_tf: Annotated[
         bool, typer.Option("--tf", help="Add TensorFlow / TFLite comparisons (export extra, source checkout).")
@@ -37,10 +52,18 @@ def bench_command(
         float | None, typer.Option("--peak-gflops", help="The CPU's peak FP32 GFLOP/s, for % of peak.")
     ] = None,
 ) -> None:
-    """Run the harness (each configuration in its own process) and write one JSON result file."""
+    """Run the harness (each configuration in its own process), write one JSON result file and print a table.
+
+    Choose --quick or --full; the subcommands render, compare and probe.
+    """
     if ctx.invoked_subcommand is not None:
         return
-    from edgeemo.bench.report import markdown
+    if quick == full:
+        from edgeemo.errors import InputError
+
+        typer.echo(ctx.get_help(), err=True)
+        raise InputError("bench: choose one run: --quick (~20 s smoke run) or --full (everything, minutes); see above")
+    from edgeemo.bench.report import brief, markdown
     from edgeemo.bench.suite import build_plan, run_plan, write_results
 
     plan, budget, sys_path = build_plan(
@@ -60,6 +83,7 @@ def bench_command(
     if peak_gflops:
         doc["peak_gflops"] = peak_gflops
     path = write_results(doc, out or Path(f"bench-{mode}.json"))
+    typer.echo(brief(doc))
     typer.echo(f"results: {path}")
     if table is not None:
         table.parent.mkdir(parents=True, exist_ok=True)

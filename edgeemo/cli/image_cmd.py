@@ -94,7 +94,14 @@ def image_command(
         list[Path], typer.Argument(metavar="PATH", help="Image files or folders of images.", show_default=False)
     ],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", file_okay=False, help="Write annotated images (and JSON) here.")
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            "--out-dir",  # the name video uses for its output folder (docs/cli.md)
+            file_okay=False,
+            help="Folder for annotated images (and JSON).",
+        ),
     ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Per-image JSON: <name>.json in --out, else JSON lines on stdout.")

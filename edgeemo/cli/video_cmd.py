@@ -28,6 +28,7 @@ from rich.progress import (
 )
 
 from edgeemo.annotate import VideoAnnotator
+from edgeemo.assets import SAMPLE_CLIP, sample_clip
 from edgeemo.cli.app import app
 from edgeemo.cli.options import (
     DEFAULTS,
@@ -58,18 +59,16 @@ from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun, VideoSu
 _OUT = "Outputs"
 _VIDEO = "Video"
 DEFAULT_OUT_DIR = Path("edgeemo-out")
-SAMPLE_CLIP = "astronaut.mp4"
 VIDEO_THREADS = 1
 SESSION_DETECTORS = ("blazeface",)  # detectors on onnxruntime that take the same session options
 
 
 def default_clip() -> Path:
-    """The shipped sample clip: ``edgeemo/_samples`` when installed, the repository's ``samples/`` in a checkout."""
-    package = Path(__file__).resolve().parents[1]
-    for folder in (package / "_samples", package.parent / "samples"):
-        if (folder / SAMPLE_CLIP).is_file():
-            return folder / SAMPLE_CLIP
-    raise InputError(f"the sample clip {SAMPLE_CLIP} is not installed; pass a video file, webcam index or URL")
+    """The shipped sample clip, or a one-line error where the install lacks it."""
+    clip = sample_clip()
+    if clip is None:
+        raise InputError(f"the sample clip {SAMPLE_CLIP} is not installed; pass a video file, webcam index or URL")
+    return clip
 
 
 def default_outputs(source: str, out_dir: Path) -> VideoOutputs:
