@@ -109,7 +109,7 @@ def test_mini_xception_parity_on_fer(mx, fer_publictest):
     assert report.n_labelled == len(faces) == 350
     fp32, avx512, fp16 = (v.heads[0] for v in report.variants)
     assert fp32.accuracy == pytest.approx(report.reference_accuracy) == avx512.accuracy
-    assert 0.55 < fp32.accuracy < 0.75  # FER2013 PublicTest accuracy of this model is 0.6523 on all 3589 faces
+    assert 0.55 < fp32.accuracy < 0.75  # FER2013 PublicTest accuracy of this model is 0.6528 on all 3589 faces
     assert fp16.agreement >= 0.995 and fp16.max_abs_delta <= 1e-2
     assert set(fp32.per_class_accuracy) == set(FER)
 
