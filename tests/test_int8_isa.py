@@ -16,12 +16,15 @@ REPO = Path(__file__).resolve().parents[1]
 FOLDER = REPO / "models" / "mini-xception"
 FACES = 300
 # Goals of issue 14 (agreement >= 0.97, same labels on both instruction sets >= 0.995), checked on 300 faces.
-# Measured 2026-12-02 (onnxruntime 1.32) on these faces natively: agreement 0.9767, accuracy 0.6533 -> 0.6600; the
-# AVX2 run gives the native labels (uint8 weights). The int8-weight file shipped before: 0.8765 agreement and
+# On these faces natively (onnxruntime 1.32, the file rebuilt after the float32 resize): agreement 0.9833, accuracy
+# 0.6567 -> 0.6400 (5 faces; 0.6528 -> 0.6506 on all 3,589); the AVX2 run gives the native labels (uint8 weights).
+# The int8-weight file shipped before: 0.8765 agreement and
 # 0.8781 same labels on AVX2 (599 faces, models/mini-xception/INT8.md).
 MIN_AGREEMENT = 0.97
 MIN_SAME_LABELS = 0.995
-MAX_ACC_LOSS = 0.01  # 3 of 300 faces; the 0.5-point goal is checked on the full set (models/mini-xception/INT8.md)
+# The 0.5-point accuracy goal is checked natively on all 3,589 faces (a few seconds): on 300 faces one point is
+# three faces, below the sampling noise. On AVX2 it follows from giving the native labels (MIN_SAME_LABELS).
+MAX_ACC_LOSS = 0.005
 
 
 @pytest.mark.slow
@@ -37,8 +40,10 @@ def test_shipped_int8_on_avx2_matches_fp32_and_native(fer_publictest: Path) -> N
     assert avx2.int8_same_labels_as_native >= MIN_SAME_LABELS, avx2
     for r in (native, avx2):
         assert r.int8_agreement >= MIN_AGREEMENT, r
-        assert r.fp32_accuracy is not None and r.int8_accuracy is not None
-        assert r.fp32_accuracy - r.int8_accuracy <= MAX_ACC_LOSS, r
+    (whole,) = isa_parity(FOLDER, load_face_set(fer_publictest), (), fp32_emulated=False).results
+    assert whole.fp32_accuracy is not None and whole.int8_accuracy is not None
+    assert whole.int8_agreement >= MIN_AGREEMENT, whole
+    assert whole.fp32_accuracy - whole.int8_accuracy <= MAX_ACC_LOSS, whole
 
 
 @pytest.mark.slow
