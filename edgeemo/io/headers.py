@@ -210,19 +210,24 @@ def _ascii_size(fmt: str, data: bytes, comments: bool) -> ImageHeader:
     return ImageHeader(fmt, numbers[0], numbers[1])
 
 
+def _box_header(data: bytes, i: int, end: int) -> tuple[int, bytes, int]:
+    """ISO-BMFF box at ``i``: (length, type, header size); a 64-bit length when the 32-bit one is 1, to ``end``
+    when it is 0."""
+    length, kind = struct.unpack(">I4s", data[i : i + 8])
+    if length == 1 and i + 16 <= end:
+        return struct.unpack(">Q", data[i + 8 : i + 16])[0], kind, 16
+    if length == 0:
+        return end - i, kind, 8
+    return length, kind, 8
+
+
 def _jpeg2000(data: bytes) -> ImageHeader:
     """Size from the codestream's SIZ marker (a bare codestream, or the first ``jp2c`` box of a JP2 file)."""
     if data.startswith(b"\xff\x4f"):
         return _siz(data, 0)
     i, n = 0, len(data)
     while i + 8 <= n:
-        length, kind = struct.unpack(">I4s", data[i : i + 8])
-        head = 8
-        if length == 1 and i + 16 <= n:
-            (length,) = struct.unpack(">Q", data[i + 8 : i + 16])
-            head = 16
-        elif length == 0:
-            length = n - i
+        length, kind, head = _box_header(data, i, n)
         if kind == b"jp2c":
             return _siz(data, i + head)
         if length < head:
@@ -392,13 +397,7 @@ def _boxes(data: bytes, path: tuple[bytes, ...], start: int = 0, end: int | None
     out: list[bytes] = []
     i = start
     while i + 8 <= end and path:
-        length, kind = struct.unpack(">I4s", data[i : i + 8])
-        head = 8
-        if length == 1 and i + 16 <= end:
-            (length,) = struct.unpack(">Q", data[i + 8 : i + 16])
-            head = 16
-        elif length == 0:
-            length = end - i
+        length, kind, head = _box_header(data, i, end)
         if length < head or i + length > end:
             break
         if kind == path[0]:
