@@ -34,13 +34,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeemo.crops import crop_box, face_eyes
 from edgeemo.detectors import DEFAULT_DETECTOR, create_detector
 from edgeemo.errors import EdgeemoError
 from edgeemo.io.images import read_image
-from edgeemo.model import EmotionModel
 from edgeemo.results import Face
-from edgeemo.spec import THESIS_FRAMING, Framing
+from edgeemo.runtime.crops import crop_box, face_eyes
+from edgeemo.runtime.model import EmotionModel
+from edgeemo.runtime.spec import THESIS_FRAMING, Framing
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

@@ -152,7 +152,7 @@ def report(model_path: Path, faces: int, prefix: list[str], tmp: Path) -> int:
     import cv2
     import onnx
 
-    from edgeemo.model import EmotionModel
+    from edgeemo.runtime.model import EmotionModel
 
     rows = list(csv.DictReader((DATA / "labels.csv").open()))
     rows = rows[:: max(1, len(rows) // faces)][:faces]

@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))
 
 from edgeemo.bench.machine import cpu_features  # noqa: E402
 from edgeemo.bench.stats import interleave  # noqa: E402
-from edgeemo.model import EmotionModel  # noqa: E402
-from edgeemo.session import SessionOptions  # noqa: E402
+from edgeemo.runtime.model import EmotionModel  # noqa: E402
+from edgeemo.runtime.session import SessionOptions  # noqa: E402
 from export.calibration import default_calibration_dir, load_calibration_set  # noqa: E402
 from export.int8 import DEFAULT_OPTIONS, quantize_int8  # noqa: E402
 

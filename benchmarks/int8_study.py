@@ -1,7 +1,7 @@
 """INT8 study: which quantization recipe keeps the FP32 model's answers, and what it costs in speed.
 
 Every variant is quantized with :func:`export.int8.quantize_from_images`, loaded through the runtime
-(:class:`edgeemo.model.EmotionModel`) and compared with the FP32 model on the FER2013 PublicTest faces
+(:class:`edgeemo.runtime.model.EmotionModel`) and compared with the FP32 model on the FER2013 PublicTest faces
 (../shared/data/fer2013-publictest): accuracy, top-1 agreement with FP32, mean and max |Δprob|, and ms/face at
 batch 1 and 32 timed interleaved with FP32 (same process, alternating rounds, median of rounds).
 
@@ -33,8 +33,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edgeemo.model import EmotionModel  # noqa: E402
-from edgeemo.session import SessionOptions  # noqa: E402
+from edgeemo.runtime.model import EmotionModel  # noqa: E402
+from edgeemo.runtime.session import SessionOptions  # noqa: E402
 from export.calibration import load_calibration_set  # noqa: E402
 from export.int8 import DEFAULT_OPTIONS, Int8Options, quantize_from_images  # noqa: E402
 

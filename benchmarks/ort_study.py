@@ -8,7 +8,7 @@ only trustworthy on a quiet machine) and process CPU time per call (robust when 
 and the right measure of work for single-threaded variants; a spinning multi-threaded session also counts its spin
 as CPU time). Variants:
 
-- ``edgeemo``: edgeemo's default session (:func:`edgeemo.session.make_session_options`);
+- ``edgeemo``: edgeemo's default session (:func:`edgeemo.runtime.session.make_session_options`);
 - ``ort-defaults``: a plain ``InferenceSession`` with onnxruntime's defaults;
 - ``1-thread``, ``no-spin``, ``block-base-4``, ``denormal-zero``, ``extended-opt`` (no NCHWc layout): one
   setting changed from edgeemo's default;
@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from edgeemo.assets import resolve_model
 from edgeemo.bench.machine import machine_facts
 from edgeemo.bench.runners import model_inputs
-from edgeemo.model import EmotionModel
-from edgeemo.session import SessionOptions, make_session_options
+from edgeemo.runtime.assets import resolve_model
+from edgeemo.runtime.model import EmotionModel
+from edgeemo.runtime.session import SessionOptions, make_session_options
 
 SETTINGS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     # name: (edgeemo SessionOptions fields, extra onnxruntime session config entries)

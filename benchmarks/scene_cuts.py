@@ -1,4 +1,4 @@
-"""Scene-cut scores of consecutive frames, to place :class:`edgeemo.tracking.SceneCuts`' thresholds.
+"""Scene-cut scores of consecutive frames, to place :class:`edgeemo.video.tracking.SceneCuts`' thresholds.
 
 For each pair of frames: the mean absolute difference of 64x36 grey thumbnails (0-255) and half the L1 distance of
 their 32-bin histograms (0-1), on the shipped sample clip, the shared interview clip (when ../shared is present)
@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeemo.io.video import FrameReader
-from edgeemo.tracking import SceneCuts
+from edgeemo.video.reader import FrameReader
+from edgeemo.video.tracking import SceneCuts
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOT = 14

@@ -2,7 +2,7 @@
 
 The source is the shipped sample clip (a real face: scikit-image's astronaut, moving) looped by remuxing its
 packets with shifted timestamps into one long H.264 file (no re-encoding, so the file is made in seconds).
-Every frame goes through the real :class:`~edgeemo.video_pipeline.VideoRun`: threaded PyAV decode, detector,
+Every frame goes through the real :class:`~edgeemo.video.run.VideoRun`: threaded PyAV decode, detector,
 tracker, one classifier call per frame, smoothing, and the JSON-lines and CSV sinks (written to a temporary
 folder). No video is written and no timeline is kept: a timeline holds every frame's result by design, so it
 grows with the run and would hide a leak.
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from edgeemo.pipeline import Pipeline
-    from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun
+    from edgeemo.video.run import VideoOptions, VideoOutputs, VideoRun
 
     samples: list[tuple[int, float, float]] = [(0, 0.0, rss_mib())]
     with tempfile.TemporaryDirectory(prefix="edgeemo-soak-") as tmp:

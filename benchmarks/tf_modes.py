@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeemo.bench.plan import Skip
 from edgeemo.bench.runners import REFERENCE, interleaved_batches, load_model, model_inputs, time_batches
-from edgeemo.session import SessionOptions, usable_cores
+from edgeemo.runtime.session import SessionOptions, usable_cores
 
 MODES = ("predict", "eager", "function", "tflite", "tflite-file")
 MODE_LABELS = {

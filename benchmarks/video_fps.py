@@ -8,7 +8,7 @@ Defaults: ``blazeface`` (its default ``auto`` variant), ``blazeface:model=short`
 
 The input is ../shared/data/videos/1zlab_face.mp4 (854x480, 383 frames) scaled to cover 640x480 (keeps the
 aspect ratio; here a centre crop) and re-encoded once to H.264 in a temporary folder, so decoding is part of
-what is measured. Each configuration runs the whole clip through :class:`edgeemo.video_pipeline.VideoRun`
+what is measured. Each configuration runs the whole clip through :class:`edgeemo.video.run.VideoRun`
 (threaded decode → detect/infer → output) once untimed (warm-up) and then ``--repeats`` times; the figure is
 the median of the runs' overall FPS (frames / wall seconds from the first decoded frame to the last output
 finalised). "write" runs also annotate every frame and encode it (H.264 through PyAV where available).
@@ -33,15 +33,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgeemo.annotate import annotate
 from edgeemo.bench.frames import resize_cover
 from edgeemo.bench.machine import machine_facts
 from edgeemo.bench.probe import Prober, contended
 from edgeemo.cli.options import parse_detector_options
-from edgeemo.io.video import FrameReader, VideoWriter
 from edgeemo.pipeline import Pipeline
-from edgeemo.session import SessionOptions
-from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun, detect_ahead_workers
+from edgeemo.render.annotate import annotate
+from edgeemo.runtime.session import SessionOptions
+from edgeemo.video.reader import FrameReader, VideoWriter
+from edgeemo.video.run import VideoOptions, VideoOutputs, VideoRun, detect_ahead_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "1zlab_face.mp4"

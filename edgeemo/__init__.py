@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -22,7 +20,7 @@ if importlib.util.find_spec("onnxruntime") is None:
     )
 
 _EXPORTS: dict[str, str] = {
-    "annotate": "edgeemo.annotate",
+    "annotate": "edgeemo.render.annotate",
     "create_detector": "edgeemo.detectors",
     "list_detectors": "edgeemo.detectors",
     "DecodeError": "edgeemo.errors",
@@ -32,30 +30,30 @@ _EXPORTS: dict[str, str] = {
     "MissingDependencyError": "edgeemo.errors",
     "ModelError": "edgeemo.errors",
     "read_image": "edgeemo.io.images",
-    "EmotionModel": "edgeemo.model",
+    "EmotionModel": "edgeemo.runtime.model",
     "Pipeline": "edgeemo.pipeline",
     "Box": "edgeemo.results",
     "Face": "edgeemo.results",
     "FaceResult": "edgeemo.results",
     "FrameResult": "edgeemo.results",
     "Prediction": "edgeemo.results",
-    "SessionOptions": "edgeemo.session",
-    "Framing": "edgeemo.spec",
-    "ModelSpec": "edgeemo.spec",
-    "VideoSession": "edgeemo.video_session",
+    "SessionOptions": "edgeemo.runtime.session",
+    "Framing": "edgeemo.runtime.spec",
+    "ModelSpec": "edgeemo.runtime.spec",
+    "VideoSession": "edgeemo.video.session",
 }
 
 if TYPE_CHECKING:
-    from edgeemo.annotate import annotate
     from edgeemo.detectors import create_detector, list_detectors
     from edgeemo.errors import DecodeError, DeviceError, EdgeemoError, InputError, MissingDependencyError, ModelError
     from edgeemo.io.images import read_image
-    from edgeemo.model import EmotionModel
     from edgeemo.pipeline import Pipeline
+    from edgeemo.render.annotate import annotate
     from edgeemo.results import Box, Face, FaceResult, FrameResult, Prediction
-    from edgeemo.session import SessionOptions
-    from edgeemo.spec import Framing, ModelSpec
-    from edgeemo.video_session import VideoSession
+    from edgeemo.runtime.model import EmotionModel
+    from edgeemo.runtime.session import SessionOptions
+    from edgeemo.runtime.spec import Framing, ModelSpec
+    from edgeemo.video.session import VideoSession
 
     load_model = EmotionModel.load
 
@@ -74,17 +72,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
-
-class _Package(types.ModuleType):
-    """Keeps ``edgeemo.annotate`` the function when its submodule of the same name is imported."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "Box",

@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from edgeemo.crops import CropBatch, crop_faces, face_eyes, framing_override
 from edgeemo.detectors import DEFAULT_DETECTOR, Detector, create_detector
 from edgeemo.errors import EdgeemoError, InputError, ModelError
 from edgeemo.io.images import read_image
-from edgeemo.model import EmotionModel
 from edgeemo.results import Face, FaceResult, FrameResult, Prediction, VASource
-from edgeemo.session import SessionOptions
-from edgeemo.spec import EMOTION_HEAD, Framing, InputSpec
-from edgeemo.video_session import VideoSession
+from edgeemo.runtime.crops import CropBatch, crop_faces, face_eyes, framing_override
+from edgeemo.runtime.model import EmotionModel
+from edgeemo.runtime.session import SessionOptions
+from edgeemo.runtime.spec import EMOTION_HEAD, Framing, InputSpec
+from edgeemo.video.session import VideoSession
 
 log = logging.getLogger(__name__)
 

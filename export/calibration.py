@@ -1,7 +1,7 @@
 """Calibration faces for INT8 export: read a folder of face crops and feed them as the runtime would.
 
 A calibration folder holds face crops (any size, gray or colour; PNG, JPEG, BMP, WebP, TIFF), searched
-recursively. Every crop goes through :meth:`edgeemo.model.EmotionModel.preprocess` of the FP32 model, so the
+recursively. Every crop goes through :meth:`edgeemo.runtime.model.EmotionModel.preprocess` of the FP32 model, so the
 calibrator sees exactly the tensors the runtime will feed later (resize, colour, layout, dtype, normalisation).
 
 The default set (``models/calibration/lfw-subset``) is the 100 face crops of scikit-image's ``lfw_subset``
@@ -19,9 +19,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeemo.assets import shipped_models_dir
 from edgeemo.errors import DecodeError, ExportError
 from edgeemo.io.images import DEFAULT_MAX_PIXELS, check_header, max_file_bytes, read_regular_file
+from edgeemo.runtime.assets import shipped_models_dir
 
 log = logging.getLogger(__name__)
 

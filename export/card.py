@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeemo.assets import PRECISION_SUFFIX
-from edgeemo.spec import THESIS_FRAMING, Framing, ModelSpec
+from edgeemo.runtime.assets import PRECISION_SUFFIX
+from edgeemo.runtime.spec import THESIS_FRAMING, Framing, ModelSpec
 from export.keras_io import sha256_file
 from export.parity import ParityReport, cpu_summary
 

@@ -13,7 +13,7 @@ the rewrite is exact up to float summation order. Paths that end anywhere else (
 a convolution with a larger kernel, whose cost would grow with the padding) leave that tensor alone.
 
 The padded graph is only faster where the block is the padded width: the exporter writes it as a separate file
-(``model.avx512.onnx``) that the runtime picks on AVX-512 CPUs (:func:`edgeemo.session.cpu_layout`).
+(``model.avx512.onnx``) that the runtime picks on AVX-512 CPUs (:func:`edgeemo.runtime.session.cpu_layout`).
 """
 
 from __future__ import annotations

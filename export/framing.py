@@ -20,7 +20,7 @@ from typing import Any
 import onnx
 
 from edgeemo.errors import EdgeemoError, ExportError, InputError
-from edgeemo.spec import METADATA_KEY, THESIS_FRAMING, Framing
+from edgeemo.runtime.spec import METADATA_KEY, THESIS_FRAMING, Framing
 from export.card import CALIBRATION, CARD, README, file_table, framing_section, render_readme
 from export.onnx_meta import read_spec
 

@@ -7,7 +7,7 @@ sizes also dithers detectors whose boxes come in steps, like dlib's pyramid), pa
 own replicated border (so it sees a whole face in context, not a face filling the frame), and run through the
 detector; the detection nearest the face's centre gives the box, mapped back into the original crop. The crop's
 edges relative to that box, as fractions of the box's width (left/right) and height (top/bottom), are the
-framing the model learned: their medians over the faces are written as :class:`edgeemo.spec.Framing`, one per
+framing the model learned: their medians over the faces are written as :class:`edgeemo.runtime.spec.Framing`, one per
 detector, with the spread, the detection rate and the setup in the same JSON. Training faces are used for
 calibration only; no accuracy is measured here.
 """
@@ -30,7 +30,7 @@ import numpy as np
 from edgeemo.detectors import DEFAULT_DETECTOR, Detector, create_detector
 from edgeemo.errors import EdgeemoError, InputError
 from edgeemo.results import Face
-from edgeemo.spec import Framing
+from edgeemo.runtime.spec import Framing
 
 REPO = Path(__file__).resolve().parents[1]
 FER_TRAIN = REPO.parent / "shared" / "data" / "fer2013-train"

@@ -22,7 +22,7 @@ import onnx
 from onnx import helper
 
 from edgeemo.errors import ExportError
-from edgeemo.spec import EMOTION_HEAD, HeadSpec, ModelSpec, SourceSpec
+from edgeemo.runtime.spec import EMOTION_HEAD, HeadSpec, ModelSpec, SourceSpec
 from export import EXPORTER
 from export.keras_io import sha256_file
 from export.onnx_meta import PARTS_KEY, read_spec, save_checked, set_metadata, write_spec
@@ -160,7 +160,7 @@ def fuse_models(paths: Sequence[Path], out_path: Path, name: str) -> FuseResult:
 
 def verify_fused(fused_path: Path, part_paths: Sequence[Path], n: int = 8, seed: int = 0) -> dict[str, float]:
     """Run fused and parts on the same random faces-sized batch; raise if any head differs."""
-    from edgeemo.model import EmotionModel
+    from edgeemo.runtime.model import EmotionModel
 
     fused = EmotionModel(fused_path)
     spec = fused.spec.input

@@ -21,8 +21,8 @@ import numpy as np
 import onnx
 
 from edgeemo.errors import EdgeemoError, ExportError
-from edgeemo.model import EmotionModel
-from edgeemo.spec import METADATA_KEY, ModelSpec
+from edgeemo.runtime.model import EmotionModel
+from edgeemo.runtime.spec import METADATA_KEY, ModelSpec
 from export.bias_correction import add_zero_biases, correct_biases
 from export.calibration import augment, default_calibration_dir, load_calibration_set, make_reader
 from export.equalize import equalize

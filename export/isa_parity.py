@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeemo.assets import PRECISION_SUFFIX
 from edgeemo.bench.machine import cpu_features
 from edgeemo.errors import EdgeemoError, ExportError, InputError
-from edgeemo.model import EmotionModel
+from edgeemo.runtime.assets import PRECISION_SUFFIX
+from edgeemo.runtime.model import EmotionModel
 from export.faceset import FaceSet, load_face_set
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Keras HDF5 → ONNX FP32 with tf2onnx, the model's facts embedded as :class:`edgeemo.spec.ModelSpec`.
+"""Keras HDF5 → ONNX FP32 with tf2onnx, the model's facts embedded as :class:`edgeemo.runtime.spec.ModelSpec`.
 
 What the model itself knows is read from it: input size, channels and dtype, and per output its size and last
 activation (softmax → ``probabilities``; linear → ``logits``, or ``regression`` for one value; sigmoid/tanh with
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeemo.errors import EdgeemoError, ExportError
-from edgeemo.spec import (
+from edgeemo.runtime.spec import (
     COLOURS,
     EMOTION_HEAD,
     HEAD_KINDS,
@@ -290,7 +290,7 @@ def export_fp32(h5_path: str | os.PathLike[str], out_path: Path, options: Export
 
 def verify_loadable(path: Path) -> None:
     """The runtime must accept what was written: metadata parses and matches the graph."""
-    from edgeemo.model import EmotionModel
+    from edgeemo.runtime.model import EmotionModel
 
     try:
         EmotionModel(path)

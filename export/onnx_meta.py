@@ -10,7 +10,7 @@ from typing import Any
 import onnx
 
 from edgeemo.errors import ExportError
-from edgeemo.spec import METADATA_KEY, ModelSpec
+from edgeemo.runtime.spec import METADATA_KEY, ModelSpec
 
 PARTS_KEY = "edgeemo.parts"  # fused models: one entry per original model (heads, source file, sha256)
 BATCH_DIM = "batch"

@@ -23,8 +23,8 @@ import numpy as np
 
 from edgeemo.bench.machine import cpu_features
 from edgeemo.errors import ExportError, InputError
-from edgeemo.model import EmotionModel
-from edgeemo.spec import EMOTION_HEAD, ModelSpec
+from edgeemo.runtime.model import EmotionModel
+from edgeemo.runtime.spec import EMOTION_HEAD, ModelSpec
 from export.faceset import FaceSet
 from export.keras_io import sha256_file
 

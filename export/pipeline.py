@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeemo.assets import LAYOUT_SUFFIX, PRECISION_SUFFIX
 from edgeemo.errors import ExportError, InputError
-from edgeemo.spec import PRECISIONS, ModelSpec
+from edgeemo.runtime.assets import LAYOUT_SUFFIX, PRECISION_SUFFIX
+from edgeemo.runtime.spec import PRECISIONS, ModelSpec
 from export.card import CardFacts, write_card
 from export.faceset import FaceSet
 from export.fp16 import convert_fp16

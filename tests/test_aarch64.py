@@ -20,7 +20,7 @@ import onnxruntime
 import pytest
 
 from edgeemo.errors import DeviceError
-from edgeemo.session import SessionOptions, resolve_providers
+from edgeemo.runtime.session import SessionOptions, resolve_providers
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = REPO / "benchmarks" / "aarch64" / "worker.py"

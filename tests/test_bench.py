@@ -124,8 +124,8 @@ def test_quick_prints_a_table_with_the_default_detector_and_the_pipeline(quick_d
 
 
 def test_quick_plan_defaults_to_the_default_model_and_detector() -> None:
-    from edgeemo.assets import DEFAULT_MODEL
     from edgeemo.bench.suite import build_plan
+    from edgeemo.runtime.assets import DEFAULT_MODEL
 
     plan, budget, _ = build_plan(quick=True)
     ids = [c.id for c in plan]
@@ -286,7 +286,7 @@ def test_frames_fall_back_to_the_sample_clip_without_shared_data_or_scikit_image
 
 
 def test_spinning_can_be_turned_off_in_the_one_session_place() -> None:
-    from edgeemo.session import SessionOptions, make_session_options
+    from edgeemo.runtime.session import SessionOptions, make_session_options
 
     off = make_session_options(SessionOptions(intra_op_spinning=False))
     assert off.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -9,9 +9,9 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 
-from edgeemo.assets import resolve_model  # noqa: E402
 from edgeemo.errors import ModelError  # noqa: E402
-from edgeemo.model import EmotionModel  # noqa: E402
+from edgeemo.runtime.assets import resolve_model  # noqa: E402
+from edgeemo.runtime.model import EmotionModel  # noqa: E402
 from export.optimize import fold_input_normalisation, max_abs_difference, optimize_onnx  # noqa: E402
 
 

@@ -13,9 +13,9 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from edgeemo.assets import LAYOUT_SUFFIX, PRECISION_SUFFIX, list_models, resolve_model  # noqa: E402
-from edgeemo.model import EmotionModel  # noqa: E402
-from edgeemo.session import SessionOptions, cpu_has_avx512  # noqa: E402
+from edgeemo.runtime.assets import LAYOUT_SUFFIX, PRECISION_SUFFIX, list_models, resolve_model  # noqa: E402
+from edgeemo.runtime.model import EmotionModel  # noqa: E402
+from edgeemo.runtime.session import SessionOptions, cpu_has_avx512  # noqa: E402
 from export.channel_pad import PAD_KEY, pad_narrow_channels  # noqa: E402
 
 LAYOUT_FOLDERS = [e for e in list_models() if e.shipped and "avx512" in e.layouts()]

@@ -148,7 +148,7 @@ def test_cpu_layout_and_batch_slice_reach_the_model(
 ) -> None:
     """--cpu-layout picks the file the CPU session loads, --batch-slice the largest batch per session call."""
     import edgeemo.cli.image_cmd as image_cmd
-    from edgeemo.session import SessionOptions, choose_cpu_layout
+    from edgeemo.runtime.session import SessionOptions, choose_cpu_layout
 
     seen = []
 

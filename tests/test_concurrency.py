@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeemo.cli import app
-from edgeemo.io.video import FrameReader
 from edgeemo.pipeline import Pipeline
 from edgeemo.results import FrameResult
+from edgeemo.video.reader import FrameReader
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeemo.assets import asset_path
 from edgeemo.detectors import create_detector
 from edgeemo.detectors.blazeface import (
     METADATA_KEY,
@@ -22,6 +21,7 @@ from edgeemo.detectors.blazeface import (
     weighted_nms,
 )
 from edgeemo.errors import EdgeemoError, InputError, ModelError
+from edgeemo.runtime.assets import asset_path
 
 pytest.importorskip("onnxruntime")
 

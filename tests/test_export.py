@@ -13,7 +13,7 @@ import pytest
 
 import edgeemo
 from edgeemo.errors import ExportError
-from edgeemo.session import cpuid_features
+from edgeemo.runtime.session import cpuid_features
 
 pytest.importorskip("tf_keras")
 pytest.importorskip("tf2onnx")

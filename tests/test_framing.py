@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 import edgeemo
 from edgeemo import Pipeline
-from edgeemo.assets import resolve_model
 from edgeemo.cli import app
 from edgeemo.errors import InputError, ModelError
 from edgeemo.results import Box, Face
-from edgeemo.spec import THESIS_FRAMING, Framing, ModelSpec
+from edgeemo.runtime.assets import resolve_model
+from edgeemo.runtime.spec import THESIS_FRAMING, Framing, ModelSpec
 
 onnx = pytest.importorskip("onnx")
 from export.framing import parse_framing, shipped_framing, stamp_file, stamp_folder  # noqa: E402

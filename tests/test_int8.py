@@ -15,8 +15,8 @@ onnx = pytest.importorskip("onnx")
 
 import edgeemo  # noqa: E402
 from edgeemo.errors import ExportError  # noqa: E402
-from edgeemo.model import EmotionModel  # noqa: E402
-from edgeemo.spec import METADATA_KEY, HeadSpec, InputSpec, ModelSpec, SourceSpec  # noqa: E402
+from edgeemo.runtime.model import EmotionModel  # noqa: E402
+from edgeemo.runtime.spec import METADATA_KEY, HeadSpec, InputSpec, ModelSpec, SourceSpec  # noqa: E402
 from export.calibration import default_calibration_dir  # noqa: E402
 from export.int8 import DEFAULT_OPTIONS, quantize_int8  # noqa: E402
 

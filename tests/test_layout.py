@@ -1,6 +1,6 @@
 """Annotation layout: no tab or panel covers another face or another tab/panel, on real and synthetic frames.
 
-The overlaps are computed here from the rectangles :func:`edgeemo.annotate.frame_layout` returns (what
+The overlaps are computed here from the rectangles :func:`edgeemo.render.annotate.frame_layout` returns (what
 ``edgeemo image --out`` draws), and a check on the pixels ties the drawing to those rectangles.
 """
 
@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeemo.annotate import VideoAnnotator, annotate, face_colour, frame_layout
 from edgeemo.io.images import read_image
-from edgeemo.layout import FrameLayout, Rect, layout_frame
 from edgeemo.pipeline import Pipeline
+from edgeemo.render.annotate import VideoAnnotator, annotate, face_colour, frame_layout
+from edgeemo.render.layout import FrameLayout, Rect, layout_frame
 from edgeemo.results import Box, Face, FaceResult, FrameResult, Prediction
 
 

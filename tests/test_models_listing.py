@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeemo import assets
-from edgeemo.model import EmotionModel
+from edgeemo.runtime import assets
+from edgeemo.runtime.model import EmotionModel
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
@@ -83,7 +83,7 @@ def test_untrained_load_warns_once_per_model(
     monkeypatch.setattr(assets, "_warned_untrained", set())
     random_model = _user_model(tmp_path, "my-random", "untrained") / "model.onnx"
     trained_model = _user_model(tmp_path, "my-trained", "trained") / "model.onnx"
-    with caplog.at_level(logging.WARNING, logger="edgeemo.assets"):
+    with caplog.at_level(logging.WARNING, logger="edgeemo.runtime.assets"):
         for _ in range(2):
             EmotionModel(random_model)
             EmotionModel(trained_model)

@@ -292,9 +292,9 @@ def test_video_output_formats_are_refused_before_the_video_is_read(
 
 # ------------------------------------------------------------------------------------ 8: atomic video outputs
 def test_video_outputs_appear_only_when_complete(tmp_path: Path) -> None:
-    from edgeemo.annotate import annotate
     from edgeemo.pipeline import Pipeline
-    from edgeemo.video_pipeline import VideoOutputs, VideoRun
+    from edgeemo.render.annotate import annotate
+    from edgeemo.video.run import VideoOutputs, VideoRun
 
     outs = VideoOutputs(
         video=tmp_path / "v.mp4", jsonl=tmp_path / "f.jsonl", csv=tmp_path / "f.csv", timeline=tmp_path / "t.png"
@@ -317,7 +317,7 @@ def test_video_outputs_appear_only_when_complete(tmp_path: Path) -> None:
 
 def test_a_video_run_stopped_early_says_its_outputs_are_partial(tmp_path: Path) -> None:
     from edgeemo.pipeline import Pipeline
-    from edgeemo.video_pipeline import VideoOutputs, VideoRun
+    from edgeemo.video.run import VideoOutputs, VideoRun
 
     outs = VideoOutputs(jsonl=tmp_path / "f.jsonl", timeline=tmp_path / "t.png")
     with Pipeline(detector="blazeface") as pipe:
@@ -339,7 +339,7 @@ def test_a_failed_timeline_keeps_the_earlier_plot_and_says_what_was_kept(
 
     from edgeemo.errors import OutputError
     from edgeemo.pipeline import Pipeline
-    from edgeemo.video_pipeline import VideoOutputs, VideoRun
+    from edgeemo.video.run import VideoOutputs, VideoRun
 
     png = tmp_path / "t.png"
     png.write_bytes(b"earlier plot")
@@ -365,7 +365,7 @@ def test_a_video_without_frames_leaves_earlier_outputs_alone(tmp_path: Path) -> 
     av = pytest.importorskip("av")
     from edgeemo.errors import DecodeError
     from edgeemo.pipeline import Pipeline
-    from edgeemo.video_pipeline import VideoOutputs, VideoRun
+    from edgeemo.video.run import VideoOutputs, VideoRun
 
     empty = tmp_path / "zero_frames.mp4"
     with av.open(str(empty), "w", format="mp4") as out:

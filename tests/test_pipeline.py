@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from edgeemo import Pipeline, read_image
-from edgeemo.annotate import annotate
-from edgeemo.crops import crop_box, crop_faces, expand_box
 from edgeemo.errors import EdgeemoError, InputError, ModelError
+from edgeemo.render.annotate import annotate
 from edgeemo.results import Box, Face, FrameResult
-from edgeemo.spec import Framing
+from edgeemo.runtime.crops import crop_box, crop_faces, expand_box
+from edgeemo.runtime.spec import Framing
 
 REPO = Path(__file__).resolve().parents[1]
 

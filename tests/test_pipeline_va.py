@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from edgeemo import Pipeline
-from edgeemo.assets import resolve_model
-from edgeemo.crops import crop_box
-from edgeemo.model import EmotionModel
 from edgeemo.results import Box
-from edgeemo.spec import METADATA_KEY
+from edgeemo.runtime.assets import resolve_model
+from edgeemo.runtime.crops import crop_box
+from edgeemo.runtime.model import EmotionModel
+from edgeemo.runtime.spec import METADATA_KEY
 
 onnx = pytest.importorskip("onnx")
 helper = onnx.helper

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeemo.timeline import MAX_PLOTTED_TRACKS, MIN_TRACK_FRAMES, plotted_tracks
+from edgeemo.render.timeline import MAX_PLOTTED_TRACKS, MIN_TRACK_FRAMES, plotted_tracks
 
 
 def test_short_tracks_are_dropped_and_the_longest_kept_in_order() -> None:
@@ -27,7 +27,7 @@ def _rows(track: int, n: int, t0: float = 0.0) -> list[tuple]:
 
 def test_circumplex_leaves_out_short_tracks_and_caps_panels(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from edgeemo.circumplex import plot_circumplex
+    from edgeemo.render.circumplex import plot_circumplex
 
     one = cv2.imread(str(plot_circumplex(_rows(1, 100), tmp_path / "one.png")))
     # A 2-frame flicker beside the real track adds no panel.

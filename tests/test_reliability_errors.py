@@ -26,7 +26,7 @@ CLI_MODULES = PACKAGE / "cli"
 # Builtin exceptions the library may raise on purpose, each with its reason. Anything else a user can trigger
 # must be an EdgeemoError.
 ALLOWED_BUILTIN_RAISES = {
-    ("spec.py", "KeyError"): "ModelSpec.head(name): a misspelt head name is a programming error, like a dict",
+    ("runtime/spec.py", "KeyError"): "ModelSpec.head(name): a misspelt head name is a programming error, like a dict",
     ("results.py", "KeyError"): "Prediction.probability(cls): a misspelt class name, like a dict lookup",
     ("detectors/blazeface.py", "ValueError"): "raised inside a try that turns it into ModelError",
     ("bench/stats.py", "ValueError"): "percentiles of no samples: misuse of a helper by the harness",
@@ -95,8 +95,8 @@ def test_library_calls_write_nothing_to_stdout_or_stderr(
 ) -> None:
     from edgeemo.io.images import read_image
     from edgeemo.pipeline import Pipeline
-    from edgeemo.session import create_session
-    from edgeemo.video_pipeline import VideoOutputs, VideoRun
+    from edgeemo.runtime.session import create_session
+    from edgeemo.video.run import VideoOutputs, VideoRun
 
     caplog.set_level(logging.DEBUG)
     capfd.readouterr()

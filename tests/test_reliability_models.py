@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeemo.assets import resolve_model
 from edgeemo.cli import main
 from edgeemo.errors import ExportError, ModelError
-from edgeemo.spec import METADATA_KEY, ModelSpec
+from edgeemo.runtime.assets import resolve_model
+from edgeemo.runtime.spec import METADATA_KEY, ModelSpec
 
 onnx = pytest.importorskip("onnx")
 

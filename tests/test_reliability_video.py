@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 from edgeemo.errors import DecodeError
-from edgeemo.io.video import FrameReader
 from edgeemo.pipeline import Pipeline
-from edgeemo.video_pipeline import VideoOutputs, VideoRun
+from edgeemo.video.reader import FrameReader
+from edgeemo.video.run import VideoOutputs, VideoRun
 
 av = pytest.importorskip("av")
 
@@ -175,7 +175,7 @@ def test_rotated_phone_video_is_processed_upright(pipe: Pipeline, tmp_path: Path
     assert first.shape == portrait.shape
     assert np.abs(first.astype(int) - portrait).mean() < 8  # upright, equal up to compression
     out, jsonl = tmp_path / "annotated.mp4", tmp_path / "f.jsonl"
-    from edgeemo.annotate import annotate
+    from edgeemo.render.annotate import annotate
 
     s = VideoRun(pipe, src, VideoOutputs(video=out, jsonl=jsonl), annotate=annotate).run()
     assert s.frames == 12

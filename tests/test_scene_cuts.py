@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from benchmarks import scene_cuts
-from edgeemo.io.video import FrameReader
 from edgeemo.pipeline import Pipeline
-from edgeemo.session import SessionOptions
-from edgeemo.tracking import SceneCuts, iou_matrix
-from edgeemo.video_session import VideoSession
+from edgeemo.runtime.session import SessionOptions
+from edgeemo.video.reader import FrameReader
+from edgeemo.video.session import VideoSession
+from edgeemo.video.tracking import SceneCuts, iou_matrix
 
 pytest.importorskip("skimage", reason="the two-shot clip is made of scikit-image photos")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgeemo.errors import DeviceError, ModelError
-from edgeemo.session import (
+from edgeemo.runtime.session import (
     SessionOptions,
     choose_cpu_layout,
     cpu_has_avx512,
@@ -42,7 +42,7 @@ def test_cuda_skips_tensorrt() -> None:
 
 
 def test_missing_provider_falls_back_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="edgeemo.session")
+    caplog.set_level(logging.WARNING, logger="edgeemo.runtime.session")
     opts = SessionOptions(device="tensorrt", trt_cache_dir="/tmp/x")
     assert names(resolve_providers(opts, CPU_ONLY)) == CPU_ONLY
     assert names(resolve_providers(opts, CPU_ONLY)) == CPU_ONLY
@@ -133,7 +133,7 @@ def test_negative_batch_slice_is_an_error() -> None:
 
 def test_sliced_batches_give_the_one_call_answers_in_order(astronaut_bgr: np.ndarray) -> None:
     """Ten real crops (shifted, flipped, scaled) through slices of 3 and through one call agree face by face."""
-    from edgeemo.model import EmotionModel
+    from edgeemo.runtime.model import EmotionModel
 
     face = astronaut_bgr[30:230, 140:320]
     crops = [np.ascontiguousarray(face[k * 4 : 160 + k * 4, :: 1 if k % 2 else -1]) for k in range(10)]
@@ -146,6 +146,6 @@ def test_sliced_batches_give_the_one_call_answers_in_order(astronaut_bgr: np.nda
 
 def test_sessions_ask_onnxruntime_for_exact_int8_without_vnni() -> None:
     """The switch behind tests/test_int8_isa.py's int8-weight check: set on every session the runtime makes."""
-    from edgeemo.session import X64_QUANT_PRECISION, make_session_options
+    from edgeemo.runtime.session import X64_QUANT_PRECISION, make_session_options
 
     assert make_session_options(SessionOptions()).get_session_config_entry(X64_QUANT_PRECISION) == "1"

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from edgeemo import session
 from edgeemo.errors import DeviceError
-from edgeemo.session import SessionOptions, fallback_message, resolve_providers
+from edgeemo.runtime import session
+from edgeemo.runtime.session import SessionOptions, fallback_message, resolve_providers
 
 CPU_WITH_AZURE = ["AzureExecutionProvider", "CPUExecutionProvider"]  # what onnxruntime 1.2x lists on a CPU machine
 CUDA_ONLY = ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -17,7 +17,7 @@ CUDA_ONLY = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 @pytest.fixture
 def log(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     monkeypatch.setattr(session, "_warned", set())  # each test sees its first warning
-    caplog.set_level(logging.WARNING, logger="edgeemo.session")
+    caplog.set_level(logging.WARNING, logger="edgeemo.runtime.session")
     return caplog
 
 
@@ -73,7 +73,7 @@ def test_provider_listed_but_not_started_is_reported(
     log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As with onnxruntime-gpu on a machine without a GPU: the build lists CUDA, the session runs on the CPU.
-    from edgeemo.assets import resolve_model
+    from edgeemo.runtime.assets import resolve_model
 
     monkeypatch.setattr(session, "available_providers", lambda: CUDA_ONLY)
     path = resolve_model("mini-xception")

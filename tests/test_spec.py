@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import edgeemo
-from edgeemo.assets import resolve_model
 from edgeemo.errors import ModelError
-from edgeemo.spec import METADATA_KEY, HeadSpec, InputSpec, ModelSpec, Normalisation
+from edgeemo.runtime.assets import resolve_model
+from edgeemo.runtime.spec import METADATA_KEY, HeadSpec, InputSpec, ModelSpec, Normalisation
 
 onnx = pytest.importorskip("onnx")
 

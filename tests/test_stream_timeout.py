@@ -16,7 +16,7 @@ import pytest
 
 from edgeemo.cli import main
 from edgeemo.errors import InputError
-from edgeemo.io.video import FrameReader, pyav_available
+from edgeemo.video.reader import FrameReader, pyav_available
 
 LIFETIME = 30.0  # the servers stop by themselves after this long, whatever the test does
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from edgeemo.errors import InputError, MissingDependencyError
+from edgeemo.render.timeline import Timeline, _runs, _segments
 from edgeemo.results import Box, Face, FaceResult, FrameResult, Prediction
-from edgeemo.timeline import Timeline, _runs, _segments
 
 CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise", "uncertain")
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from edgeemo.errors import InputError
-from edgeemo.io.video import FrameReader
 from edgeemo.results import Box, Prediction
-from edgeemo.tracking import IoUTracker, ProbabilitySmoother, iou_matrix
+from edgeemo.video.reader import FrameReader
+from edgeemo.video.tracking import IoUTracker, ProbabilitySmoother, iou_matrix
 
 CLASSES = ("angry", "happy", "neutral")
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"

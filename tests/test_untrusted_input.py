@@ -336,7 +336,7 @@ def _open_size_model(path: Path, height: int, width: int) -> Path:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
-    from edgeemo.spec import HeadSpec, InputSpec, ModelSpec, Normalisation
+    from edgeemo.runtime.spec import HeadSpec, InputSpec, ModelSpec, Normalisation
 
     graph = helper.make_graph(
         [
@@ -365,7 +365,7 @@ def _open_size_model(path: Path, height: int, width: int) -> Path:
 
 
 def test_onnx_asking_for_an_implausible_input_size_is_refused_at_load(tmp_path: Path, face: np.ndarray) -> None:
-    from edgeemo.model import EmotionModel
+    from edgeemo.runtime.model import EmotionModel
 
     fine = EmotionModel(_open_size_model(tmp_path / "fine.onnx", 64, 64))
     assert len(fine.predict([face])) == 1  # the same graph with a sane size works

@@ -13,7 +13,7 @@ from edgeemo.errors import InputError, MissingDependencyError, ModelError
 
 pytest.importorskip("matplotlib")
 
-from edgeemo.circumplex import _group, plot_circumplex
+from edgeemo.render.circumplex import _group, plot_circumplex
 
 FER7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edgeemo.errors import InputError, ModelError
+from edgeemo.render.va_bars import draw_va_bars, panel_layout
 from edgeemo.results import Box
-from edgeemo.va_display import draw_va_bars, panel_layout
 
 FACE = Box(179, 83, 267, 171)  # dlib-hog's box for the astronaut's face (512x512)
 

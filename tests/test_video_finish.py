@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeemo.annotate import annotate
-from edgeemo.io.video import VideoWriter
 from edgeemo.pipeline import Pipeline
-from edgeemo.session import SessionOptions
-from edgeemo.video_pipeline import VideoOutputs, VideoRun
+from edgeemo.render.annotate import annotate
+from edgeemo.runtime.session import SessionOptions
+from edgeemo.video.reader import VideoWriter
+from edgeemo.video.run import VideoOutputs, VideoRun
 
 av = pytest.importorskip("av")
 data = pytest.importorskip("skimage.data")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from edgeemo.errors import DecodeError, InputError
-from edgeemo.io import video
-from edgeemo.io.video import FrameReader, VideoWriter, parse_source
+from edgeemo.video import reader as video
+from edgeemo.video.reader import FrameReader, VideoWriter, parse_source
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"
 SAMPLE_FRAMES = 150

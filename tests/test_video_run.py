@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeemo.annotate import annotate
 from edgeemo.errors import DecodeError, EdgeemoError, InputError
 from edgeemo.pipeline import Pipeline
+from edgeemo.render.annotate import annotate
 from edgeemo.results import Face, FrameResult
-from edgeemo.session import SessionOptions
-from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun, detect_ahead_workers
+from edgeemo.runtime.session import SessionOptions
+from edgeemo.video.run import VideoOptions, VideoOutputs, VideoRun, detect_ahead_workers
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"
 SAMPLE_FRAMES = 150
@@ -124,7 +124,7 @@ def test_smoothing_off_keeps_raw_probabilities(pipe: Pipeline, tmp_path: Path) -
 
 
 def _nth_frame(n: int) -> np.ndarray:
-    from edgeemo.io.video import FrameReader
+    from edgeemo.video.reader import FrameReader
 
     with FrameReader(SAMPLE) as r:
         for f in r:
@@ -224,7 +224,7 @@ def test_six_faces_of_a_group_photo_keep_six_ids_under_a_pan(
     """Real faces: a 40-frame pan over a 6-person photo; every face keeps its own id from first to last frame."""
     import cv2
 
-    from edgeemo.io.video import VideoWriter
+    from edgeemo.video.reader import VideoWriter
 
     photo = cv2.imread(str(shared_photos / "facenet-pytorch_multiface.jpg"))
     clip = tmp_path / "pan.mp4"

@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeemo.model import EmotionModel, _to_colour
-from edgeemo.session import SessionOptions
+from edgeemo.runtime.model import EmotionModel, _to_colour
+from edgeemo.runtime.session import SessionOptions
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"

@@ -70,10 +70,10 @@ def _version(package: str) -> str | None:
 
 
 def parity(out: Path, faces: int, thesis_faces: int, fp16_faces: int, models: list[str], precisions: list[str]) -> None:
-    from edgeemo.assets import resolve_model
     from edgeemo.errors import EdgeemoError
-    from edgeemo.model import EmotionModel
-    from edgeemo.session import SessionOptions
+    from edgeemo.runtime.assets import resolve_model
+    from edgeemo.runtime.model import EmotionModel
+    from edgeemo.runtime.session import SessionOptions
 
     opts = SessionOptions(cpu_layout="portable", intra_op_threads=1)
     arrays: dict[str, np.ndarray] = {}
@@ -102,8 +102,8 @@ def parity(out: Path, faces: int, thesis_faces: int, fp16_faces: int, models: li
 
 
 def board(reference: Path, device: str, fer: Path, out: Path | None) -> None:
-    from edgeemo.model import EmotionModel
-    from edgeemo.session import SessionOptions
+    from edgeemo.runtime.model import EmotionModel
+    from edgeemo.runtime.session import SessionOptions
 
     rows = [r for r in json.loads(reference.read_text())["parity"] if "labels_x86" in r]
     all_crops, all_truth = fer_subset(max(r["faces"] for r in rows), fer)

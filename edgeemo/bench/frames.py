@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeemo.assets import sample_clip
+from edgeemo.runtime.assets import sample_clip
 
 log = logging.getLogger(__name__)
 

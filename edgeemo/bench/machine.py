@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edgeemo.session import cpuid_features, usable_cores
+from edgeemo.runtime.session import cpuid_features, usable_cores
 
 CPU_FLAGS_OF_INTEREST = (
     "sse4_2",

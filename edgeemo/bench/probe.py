@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeemo.session import usable_cores
+from edgeemo.runtime.session import usable_cores
 
 CONTENDED_BELOW = 1.5  # all-core speed-up under which a row is marked as measured on contended cores
 
@@ -53,7 +53,7 @@ class Prober:
     def __init__(self, calls: int = 20) -> None:
         import onnxruntime as ort
 
-        from edgeemo.assets import resolve_model
+        from edgeemo.runtime.assets import resolve_model
 
         self.cores = usable_cores()
         self.calls = calls

@@ -22,7 +22,7 @@ from edgeemo.bench.frames import DETECTOR_SIZES, PIPELINE_SIZES, face_crops, fra
 from edgeemo.bench.plan import Skip
 from edgeemo.bench.stats import block_calls, interleave, summarize, time_batches_in_passes, time_calls
 from edgeemo.errors import EdgeemoError, ModelError
-from edgeemo.session import SessionOptions, create_session
+from edgeemo.runtime.session import SessionOptions, create_session
 
 
 def _timing(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def time_batches(params: Mapping[str, Any], fns: Mapping[int, Callable[[], objec
 
 def load_model(name: str, precision: str = "fp32", options: SessionOptions | None = None) -> Any:
     """An :class:`EmotionModel`, or :class:`Skip` when that model or precision is not available here."""
-    from edgeemo.model import EmotionModel
+    from edgeemo.runtime.model import EmotionModel
 
     try:
         return EmotionModel.load(name, precision, options)
@@ -53,7 +53,7 @@ def model_inputs(model: Any, batches: list[int]) -> tuple[dict[int, np.ndarray],
 
 def portable_path(model: Any) -> Path:
     """The portable fp32 file behind ``model`` (itself unless it was loaded as a CPU-layout copy)."""
-    from edgeemo.assets import LAYOUT_SUFFIX, PRECISION_SUFFIX
+    from edgeemo.runtime.assets import LAYOUT_SUFFIX, PRECISION_SUFFIX
 
     p = Path(model.path)
     return p.with_name(PRECISION_SUFFIX["fp32"]) if p.name in LAYOUT_SUFFIX.values() else p
@@ -68,8 +68,8 @@ def classifier_ort(params: Mapping[str, Any]) -> dict[str, Any]:
     options = SessionOptions(device=params.get("device", "cpu"), strict_device=True, **params.get("session", {}))
     precision = params.get("precision", "fp32")
     if options.cpu_layout == "portable":
-        from edgeemo.assets import resolve_model
-        from edgeemo.session import choose_cpu_layout
+        from edgeemo.runtime.assets import resolve_model
+        from edgeemo.runtime.session import choose_cpu_layout
 
         default = replace(options, cpu_layout="auto")
         try:
@@ -137,7 +137,7 @@ def interleaved_batches(
     others: Callable[[np.ndarray, dict[str, np.ndarray]], dict[str, Callable[[], Any]]],
 ) -> tuple[list[dict[str, Any]], str]:
     """Per batch size, timed in alternating blocks: edgeemo's default call (``model.run_batch``: the layout copy
-    where the CPU takes one, batches sliced per :func:`edgeemo.session.resolve_batch_slice`), the contenders
+    where the CPU takes one, batches sliced per :func:`edgeemo.runtime.session.resolve_batch_slice`), the contenders
     ``others(x, feed)`` returns, and the portable graph in one session call per batch (edgeemo before the layout
     copy and the slicing), where that differs."""
     portable = portable_path(model)

@@ -152,10 +152,10 @@ def build_plan(
     """
     import onnxruntime as ort
 
-    from edgeemo.assets import DEFAULT_MODEL, list_models
     from edgeemo.bench.plan import FULL, QUICK, available_devices, detector_configs, lean_plan, tf_plan
     from edgeemo.detectors import DEFAULT_DETECTOR, detector_names
     from edgeemo.errors import InputError
+    from edgeemo.runtime.assets import DEFAULT_MODEL, list_models
 
     budget = QUICK if quick else FULL
     if models:
@@ -184,8 +184,8 @@ def build_plan(
 
 
 def _has_emotion_head(path: Path) -> bool:
-    from edgeemo.model import read_spec
-    from edgeemo.session import SessionOptions, create_session
-    from edgeemo.spec import EMOTION_HEAD
+    from edgeemo.runtime.model import read_spec
+    from edgeemo.runtime.session import SessionOptions, create_session
+    from edgeemo.runtime.spec import EMOTION_HEAD
 
     return EMOTION_HEAD in read_spec(create_session(path, SessionOptions(device="cpu")), str(path)).head_names

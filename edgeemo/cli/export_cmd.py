@@ -189,7 +189,7 @@ def parity_command(
 ) -> None:
     """Compare an exported model's ONNX variants with the original Keras model on a face set."""
     _require_export_extra("parity", ("tensorflow", "tf_keras", "onnx", "h5py"))
-    from edgeemo.assets import PRECISION_SUFFIX, resolve_model
+    from edgeemo.runtime.assets import PRECISION_SUFFIX, resolve_model
     from export.parity import Thresholds, run_parity
 
     wanted = tuple(PRECISION_SUFFIX) if precision == "all" else _split(precision)

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from edgeemo.annotate import annotate
 from edgeemo.cli.app import app
 from edgeemo.cli.options import (
     DEFAULTS,
@@ -37,6 +36,7 @@ from edgeemo.errors import InputError, OutputError, printable
 from edgeemo.io.images import list_images, read_image
 from edgeemo.io.sinks import prepare_folder, write_image_atomic, write_json_atomic
 from edgeemo.pipeline import Pipeline
+from edgeemo.render.annotate import annotate
 from edgeemo.results import FrameResult
 
 _WRITABLE = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}

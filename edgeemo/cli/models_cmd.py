@@ -14,12 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgeemo.assets import DEFAULT_MODEL, ModelEntry, card_accuracy, list_models
 from edgeemo.cli.app import app
 from edgeemo.errors import ModelError
-from edgeemo.model import read_spec
-from edgeemo.session import create_session
-from edgeemo.spec import EMOTION_HEAD, ModelSpec
+from edgeemo.runtime.assets import DEFAULT_MODEL, ModelEntry, card_accuracy, list_models
+from edgeemo.runtime.model import read_spec
+from edgeemo.runtime.session import create_session
+from edgeemo.runtime.spec import EMOTION_HEAD, ModelSpec
 
 _DTYPE = {"uint8": "u8", "float32": "f32"}
 

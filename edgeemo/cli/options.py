@@ -1,6 +1,6 @@
 """Options shared by every command, declared once with ``Annotated`` so that names, help and checks agree.
 
-:func:`session_options` is the one place where CLI options become :class:`~edgeemo.session.SessionOptions`;
+:func:`session_options` is the one place where CLI options become :class:`~edgeemo.runtime.session.SessionOptions`;
 :func:`pipeline_kwargs` the one place where they become :class:`~edgeemo.pipeline.Pipeline` arguments.
 """
 
@@ -12,12 +12,12 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from edgeemo.assets import DEFAULT_MODEL
 from edgeemo.detectors import DEFAULT_DETECTOR
 from edgeemo.errors import InputError
 from edgeemo.io.images import DEFAULT_MAX_PIXELS
-from edgeemo.io.video import DEFAULT_STREAM_TIMEOUT
-from edgeemo.session import SessionOptions
+from edgeemo.runtime.assets import DEFAULT_MODEL
+from edgeemo.runtime.session import SessionOptions
+from edgeemo.video.reader import DEFAULT_STREAM_TIMEOUT
 
 _RUNTIME = "Runtime"
 _FACES = "Faces"

@@ -27,8 +27,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from edgeemo.annotate import VideoAnnotator
-from edgeemo.assets import SAMPLE_CLIP, sample_clip
 from edgeemo.cli.app import app
 from edgeemo.cli.options import (
     DEFAULTS,
@@ -52,9 +50,11 @@ from edgeemo.cli.options import (
     quiet_opencv,
 )
 from edgeemo.errors import InputError, printable
-from edgeemo.io.video import parse_source
 from edgeemo.pipeline import Pipeline
-from edgeemo.video_pipeline import VideoOptions, VideoOutputs, VideoRun, VideoSummary
+from edgeemo.render.annotate import VideoAnnotator
+from edgeemo.runtime.assets import SAMPLE_CLIP, sample_clip
+from edgeemo.video.reader import parse_source
+from edgeemo.video.run import VideoOptions, VideoOutputs, VideoRun, VideoSummary
 
 _OUT = "Outputs"
 _VIDEO = "Video"

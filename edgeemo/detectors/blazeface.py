@@ -24,11 +24,11 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edgeemo.assets import asset_path
 from edgeemo.detectors._frames import check_frame, clipped_box
 from edgeemo.errors import EdgeemoError, InputError, ModelError
 from edgeemo.results import Face
-from edgeemo.session import SessionOptions, create_session
+from edgeemo.runtime.assets import asset_path
+from edgeemo.runtime.session import SessionOptions, create_session
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ class BlazeFaceDetector:
 
     name = "blazeface"
     # detect() keeps no per-call state and onnxruntime sessions take concurrent runs: video runs detect frames
-    # ahead on several threads (edgeemo.video_pipeline).
+    # ahead on several threads (edgeemo.video.run).
     thread_safe = True
 
     def __init__(

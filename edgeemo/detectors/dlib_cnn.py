@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeemo.assets import asset_path
 from edgeemo.detectors._frames import check_frame, clipped_box, to_rgb
 from edgeemo.errors import EdgeemoError, InputError, ModelError
 from edgeemo.results import Face
+from edgeemo.runtime.assets import asset_path
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Video mode of the Python API: frames with timestamps in, tracked and smoothed results out.
 
-:class:`VideoSession` is the per-frame step that ``edgeemo video`` runs (:class:`~edgeemo.video_pipeline.VideoRun`
+:class:`VideoSession` is the per-frame step that ``edgeemo video`` runs (:class:`~edgeemo.video.run.VideoRun`
 adds the threaded reader and the outputs around it). Use it directly when frames come from your own loop::
 
     with Pipeline() as pipe:
@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeemo.errors import InputError
 from edgeemo.results import Face, FaceResult, FrameResult
-from edgeemo.tracking import IoUTracker, ProbabilitySmoother, SceneCuts
+from edgeemo.video.tracking import IoUTracker, ProbabilitySmoother, SceneCuts
 
 
 class FrameEngine(Protocol):
@@ -46,7 +46,7 @@ class FrameEngine(Protocol):
 class VideoSession:
     """Detection every ``detect_every`` frames, IoU tracking with stable ids, per-track smoothing.
 
-    With ``scene_cuts`` (default) a scene cut (:class:`~edgeemo.tracking.SceneCuts`) ends every track and the
+    With ``scene_cuts`` (default) a scene cut (:class:`~edgeemo.video.tracking.SceneCuts`) ends every track and the
     cut frame is a detection frame, so no id carries over from one shot to the next; ``cuts`` counts them.
     Timestamps (seconds) must not decrease: a session is one stream. With ``detect_every > 1`` the faces of
     frames without detection are the tracker's boxes, with score 0.0. ``last_detect_s`` / ``last_infer_s``

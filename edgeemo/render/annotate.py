@@ -1,9 +1,9 @@
 """Draw results on an image: boxes coloured by emotion, numbered label tabs, valence/arousal panels, or a
 "no faces" notice.
 
-Where things go is decided by :func:`edgeemo.layout.layout_frame` (tabs sized from each face, nothing covering
+Where things go is decided by :func:`edgeemo.render.layout.layout_frame` (tabs sized from each face, nothing covering
 another face's box, a tab or a panel); this module only renders that layout. Box and tab colours are the
-timeline's (:mod:`edgeemo.palette`), so the picture and the plots read alike.
+timeline's (:mod:`edgeemo.render.style`), so the picture and the plots read alike.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edgeemo.layout import FONT, FrameLayout, Tab, layout_frame, scale_for
-from edgeemo.palette import emotion_bgr
+from edgeemo.render.layout import FONT, FrameLayout, Tab, layout_frame, scale_for
+from edgeemo.render.style import emotion_bgr
+from edgeemo.render.va_bars import draw_va_panel
 from edgeemo.results import FaceResult, FrameResult
-from edgeemo.va_display import draw_va_panel
 
 VaBars = Literal["auto", "always", "never"]
 NOTICE_COLOUR = (0, 0, 255)
 SKIPPED_COLOUR = (128, 128, 128)
 NO_FACES_TEXT = "No faces detected"
 VA_BARS_AUTO_MAX_FACES = 2
+
 
 def annotate(image: np.ndarray, result: FrameResult, *, copy: bool = True, va_bars: VaBars = "auto") -> np.ndarray:
     """Return ``image`` (BGR or gray uint8) with ``result`` drawn on it; ``copy=False`` draws in place (BGR only).

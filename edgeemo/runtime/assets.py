@@ -2,7 +2,7 @@
 
 A model folder holds ``model.onnx`` (fp32), ``model.fp16.onnx``, ``model.int8.onnx`` and ``card.json``, and
 may hold ``model.avx512.onnx``: the same fp32 model laid out for onnxruntime on AVX-512 CPUs
-(:mod:`export.channel_pad`), picked through :func:`edgeemo.session.choose_cpu_layout`.
+(:mod:`export.channel_pad`), picked through :func:`edgeemo.runtime.session.choose_cpu_layout`.
 Shipped models are found in the installed package (``edgeemo/_models``) or, in a source checkout, in the
 repository's ``models/``. Extra folders of user models can be listed in ``EDGEEMO_MODEL_PATH`` (os.pathsep).
 """
@@ -29,7 +29,7 @@ SAMPLE_CLIP = "astronaut.mp4"
 
 def sample_clip() -> Path | None:
     """The shipped sample clip: ``edgeemo/_samples`` when installed, the repository's ``samples/`` in a checkout."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     for folder in (package / "_samples", package.parent / "samples"):
         if (folder / SAMPLE_CLIP).is_file():
             return folder / SAMPLE_CLIP
@@ -37,7 +37,7 @@ def sample_clip() -> Path | None:
 
 
 def shipped_models_dir() -> Path:
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]
     installed = here / "_models"
     if installed.is_dir():
         return installed

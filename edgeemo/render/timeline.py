@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeemo.errors import InputError, MissingDependencyError, printable
 from edgeemo.io.sinks import atomic_open, write_csv_atomic
-from edgeemo.palette import emotion_colour
+from edgeemo.render.style import emotion_colour
 from edgeemo.results import FrameResult
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ numbers. Model heads use the thesis's +-4.5 axes, derived estimates the centroid
 (:data:`edgeemo.va.AXIS_LIMIT`); values beyond the axis are drawn to the end of the bar and flagged with ">".
 
 Everything is sized from the image's shorter side, so the panel is as readable on a 4K frame as on a 640x480
-one. :func:`panel_layout` places a panel for one face alone; :mod:`edgeemo.layout` places the panels of a
+one. :func:`panel_layout` places a panel for one face alone; :mod:`edgeemo.render.layout` places the panels of a
 frame so they cover no face and no other panel.
 """
 
@@ -88,7 +88,7 @@ def _metrics(unit: float) -> _Metrics:
 
 def panel_size(width: int, height: int, box: Box, shrink: float = 1.0) -> PanelLayout:
     """The VA panel for a face ``box`` in a ``width`` x ``height`` image, at the origin; ``shrink`` < 1 makes it
-    smaller (never below the readable minimum). :mod:`edgeemo.layout` moves it to a free place."""
+    smaller (never below the readable minimum). :mod:`edgeemo.render.layout` moves it to a free place."""
     if width <= 0 or height <= 0:
         raise InputError(f"cannot draw valence/arousal bars on an empty {width}x{height} image")
     if not all(math.isfinite(v) for v in (box.x1, box.y1, box.x2, box.y2)):
@@ -108,7 +108,7 @@ def panel_gap(unit: float) -> int:
 
 def panel_layout(width: int, height: int, box: Box) -> PanelLayout:
     """Place the VA panel for a face ``box`` alone: right of the face, else left of it, else wherever it overlaps
-    the image most (other faces are not considered; :func:`edgeemo.layout.layout_frame` does that)."""
+    the image most (other faces are not considered; :func:`edgeemo.render.layout.layout_frame` does that)."""
     size = panel_size(width, height, box)
     panel_w, panel_h = size.width, size.height
     gap = panel_gap(size.unit)

@@ -1,7 +1,7 @@
 """Face crops: framing, clipping and border replicate, for all faces of a frame at once.
 
-How much of the face and its surroundings a crop holds is a fact of the model (:class:`~edgeemo.spec.Framing` in its
-metadata: where its training faces sat around a detector's box); the thesis cut each face with a 30 px margin per
+How much of the face and its surroundings a crop holds is a fact of the model (:class:`~edgeemo.runtime.spec.Framing`
+in its metadata: where its training faces sat around a detector's box); the thesis cut each face with a 30 px margin per
 side. The part of a crop outside the frame is filled by replicating the border (``cv2.copyMakeBorder(...,
 cv2.BORDER_REPLICATE)``), as the thesis did. A box that cannot be cropped (non-finite, empty, or entirely outside
 the frame) is *reported* in :attr:`CropBatch.skipped` with its index; :attr:`CropBatch.kept` holds the index of the
@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeemo.errors import InputError
 from edgeemo.results import Box, Face
-from edgeemo.spec import THESIS_FRAMING, Framing
+from edgeemo.runtime.spec import THESIS_FRAMING, Framing
 
 
 @dataclass(frozen=True)

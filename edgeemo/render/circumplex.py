@@ -7,8 +7,8 @@ both gets one panel for each. The class centroids of :mod:`edgeemo.va` are drawn
 panels at their true place, on model panels stretched to the +-4.5 axes and labelled as orientation only, since
 the regression heads have no published scale to compare with.
 
-Panels follow the timeline's rule (:func:`edgeemo.timeline.plotted_tracks`): tracks seen in only a few frames
-are left out and at most :data:`~edgeemo.timeline.MAX_PLOTTED_TRACKS` panels (the longest) are drawn; a line
+Panels follow the timeline's rule (:func:`edgeemo.render.timeline.plotted_tracks`): tracks seen in only a few frames
+are left out and at most :data:`~edgeemo.render.timeline.MAX_PLOTTED_TRACKS` panels (the longest) are drawn; a line
 under the panels says how many were left out.
 
 matplotlib is imported lazily (the "plot" extra) and only through its object API, never pyplot, so plotting
@@ -25,7 +25,7 @@ from typing import Any
 
 from edgeemo.errors import InputError, MissingDependencyError
 from edgeemo.io.sinks import output_error
-from edgeemo.timeline import MAX_PLOTTED_TRACKS, plotted_tracks, save_figure
+from edgeemo.render.timeline import MAX_PLOTTED_TRACKS, plotted_tracks, save_figure
 from edgeemo.va import AXIS_LIMIT, CENTROIDS, axis_limit, centroid_table
 
 Row = tuple[float | None, int | None, float | None, float | None, str | None]

@@ -1,6 +1,6 @@
 """Video runs: decode → detect/infer → output, as threaded stages joined by bounded queues.
 
-* decode: :class:`~edgeemo.io.video.FrameReader` on its own thread (files: every frame, in order; live
+* decode: :class:`~edgeemo.video.reader.FrameReader` on its own thread (files: every frame, in order; live
   sources: stale frames dropped and counted);
 * detect: worker threads detect faces a few frames ahead (every ``detect_every`` frames; the tracker carries
   boxes in between): several at once when the detector is thread-safe (BlazeFace, dlib HOG), else one,
@@ -41,7 +41,10 @@ import numpy as np
 
 from edgeemo.errors import DecodeError, EdgeemoError, InputError, printable
 from edgeemo.io.sinks import AtomicFile, output_error, prepare_outputs
-from edgeemo.io.video import (
+from edgeemo.render.timeline import Timeline, plot_format
+from edgeemo.results import Face, FrameResult
+from edgeemo.runtime.session import usable_cores
+from edgeemo.video.reader import (
     DEFAULT_STREAM_TIMEOUT,
     VIDEO_SUFFIXES,
     FrameReader,
@@ -50,10 +53,7 @@ from edgeemo.io.video import (
     VideoWriter,
     parse_source,
 )
-from edgeemo.results import Face, FrameResult
-from edgeemo.session import usable_cores
-from edgeemo.timeline import Timeline, plot_format
-from edgeemo.video_session import FrameEngine, VideoSession
+from edgeemo.video.session import FrameEngine, VideoSession
 
 log = logging.getLogger(__name__)
 
@@ -612,7 +612,7 @@ def _with_context(err: BaseException, context: str) -> EdgeemoError:
 
 
 def _plot_circumplex(tl: Timeline, path: Path) -> Path:
-    from edgeemo.circumplex import plot_circumplex
+    from edgeemo.render.circumplex import plot_circumplex
 
     rows = ((r.timestamp, r.track_id, r.valence, r.arousal, r.va_source) for r in tl.rows)
     return plot_circumplex(rows, path, classes=tl.classes)

@@ -16,11 +16,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeemo.assets import resolve_model, warn_if_untrained
 from edgeemo.errors import InputError, ModelError
 from edgeemo.results import Prediction
-from edgeemo.session import SessionOptions, choose_cpu_layout, create_session, resolve_batch_slice
-from edgeemo.spec import EMOTION_HEAD, METADATA_KEY, ModelSpec
+from edgeemo.runtime.assets import resolve_model, warn_if_untrained
+from edgeemo.runtime.session import SessionOptions, choose_cpu_layout, create_session, resolve_batch_slice
+from edgeemo.runtime.spec import EMOTION_HEAD, METADATA_KEY, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class EmotionModel:
         """Load a shipped/user model by name or folder (or an ``.onnx`` path as is).
 
         For fp32 on an AVX-512 CPU the folder's ``model.avx512.onnx`` is taken when present
-        (:func:`edgeemo.session.choose_cpu_layout`); ``self.path`` says which file was loaded.
+        (:func:`edgeemo.runtime.session.choose_cpu_layout`); ``self.path`` says which file was loaded.
         """
         options = session_options or SessionOptions()
         return cls(resolve_model(name_or_path, precision, choose_cpu_layout(options)), options)

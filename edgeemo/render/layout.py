@@ -1,6 +1,6 @@
 """Where a frame's annotations go: a pure function from face boxes and label texts to rectangles.
 
-:func:`layout_frame` decides everything :func:`edgeemo.annotate.annotate` draws: each face's box, its label tab
+:func:`layout_frame` decides everything :func:`edgeemo.render.annotate.annotate` draws: each face's box, its label tab
 (sized from the face, not the image) and its valence/arousal panel. Tabs and panels are placed where they cover
 no face box (other than their own face's) and no other tab or panel: tabs first, below or above the box, shrunk
 when crowded; then panels beside, below or above the face, shrunk, or skipped and counted when nothing is free.
@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 
 from edgeemo.errors import InputError
+from edgeemo.render.va_bars import PanelLayout, moved, panel_gap, panel_size
 from edgeemo.results import Box
-from edgeemo.va_display import PanelLayout, moved, panel_gap, panel_size
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 TAB_SIDES = ("below", "above", "below-right", "above-right", "inside")
