@@ -36,7 +36,7 @@ from typing import Any
 from edgeemo.bench.frames import resize_cover
 from edgeemo.bench.machine import machine_facts
 from edgeemo.bench.probe import Prober, contended
-from edgeemo.cli.options import parse_detector_options
+from edgeemo.detectors import parse_detector_options
 from edgeemo.pipeline import Pipeline
 from edgeemo.render.annotate import annotate
 from edgeemo.runtime.session import SessionOptions

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +28,7 @@ from edgeemo.detectors import DEFAULT_DETECTOR, Detector, create_detector
 from edgeemo.errors import EdgeemoError, InputError, ModelError
 from edgeemo.io.images import read_image
 from edgeemo.results import Face, FaceResult, FrameResult, Prediction, VASource
+from edgeemo.runtime.assets import DEFAULT_MODEL
 from edgeemo.runtime.crops import CropBatch, crop_faces, face_eyes, framing_override
 from edgeemo.runtime.model import EmotionModel
 from edgeemo.runtime.session import SessionOptions
@@ -77,6 +78,21 @@ def _load_derive_va(classes: Sequence[str]) -> DeriveFn | None:
     return derive_va
 
 
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Everything that builds a :class:`Pipeline`, in one value: the CLI fills it once for every command."""
+
+    model: str = DEFAULT_MODEL
+    precision: str = "fp32"
+    detector: str | None = DEFAULT_DETECTOR
+    detector_options: dict[str, Any] = field(default_factory=dict)
+    session: SessionOptions = field(default_factory=SessionOptions)
+    margin: float | None = None
+    margin_ratio: float | None = None
+    va_models: tuple[str, ...] = ()
+    derive_va: bool = True
+
+
 class Pipeline:
     """Detect faces, crop them and classify all faces of a frame in one session call.
 
@@ -88,7 +104,7 @@ class Pipeline:
 
     def __init__(
         self,
-        model: str | os.PathLike[str] | EmotionModel = "mini-xception",
+        model: str | os.PathLike[str] | EmotionModel = DEFAULT_MODEL,
         precision: str = "fp32",
         detector: str | Detector | None = DEFAULT_DETECTOR,
         detector_options: dict[str, Any] | None = None,
@@ -126,6 +142,21 @@ class Pipeline:
         if override is None and detector_name and self.framing.detector not in ("", detector_name):
             log.info("%s: framing measured on %s boxes, used for %s", spec.name, self.framing.detector, detector_name)
         log.debug("crop framing: %s", self.framing.describe())
+
+    @classmethod
+    def from_options(cls, options: PipelineOptions) -> Pipeline:
+        """The pipeline ``options`` describe (what every CLI command builds)."""
+        return cls(
+            model=options.model,
+            precision=options.precision,
+            detector=options.detector,
+            detector_options=dict(options.detector_options) if options.detector is not None else None,
+            session_options=options.session,
+            margin=options.margin,
+            margin_ratio=options.margin_ratio,
+            va_models=options.va_models,
+            derive_va=options.derive_va,
+        )
 
     def _load_va(self, path: str | os.PathLike[str], precision: str, options: SessionOptions | None) -> _VAModel:
         model = EmotionModel.load(path, precision, options)

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -29,27 +29,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from edgeemo.cli.app import app
 from edgeemo.cli.options import (
     DEFAULTS,
-    BatchSliceOpt,
-    CpuLayoutOpt,
-    DetectorOpt,
-    DetectorOptionOpt,
-    DeviceOpt,
-    GraphOptOpt,
-    MarginOpt,
-    MarginRatioOpt,
     MaxPixelsOpt,
-    ModelOpt,
-    PrecisionOpt,
-    StrictDeviceOpt,
-    ThreadsOpt,
-    TrtCacheOpt,
-    pipeline_kwargs,
     quiet_opencv,
+    runtime_options,
 )
 from edgeemo.errors import InputError, OutputError, printable
 from edgeemo.io.images import list_images, natural_key, read_image
 from edgeemo.io.sinks import output_lock, prepare_outputs, write_csv_atomic
-from edgeemo.pipeline import Pipeline
+from edgeemo.pipeline import Pipeline, PipelineOptions
 from edgeemo.resume import (
     NEW,
     SUBMISSION_HEADER,
@@ -64,10 +51,6 @@ from edgeemo.resume import (
 )
 
 ERRORS_HEADER = ["image_path", "reason"]
-_WORKERS_HELP = (
-    "Worker threads (decode + inference); results equal 1 worker's. "
-    "With more than one, each session call uses 1 thread unless --threads is given."
-)
 
 
 @dataclass(frozen=True)
@@ -124,6 +107,7 @@ def classify_batch(
 
 
 @app.command("classify")
+@runtime_options(without=("va", "derive_va"))
 def classify_command(
     folder: Annotated[
         Path, typer.Argument(metavar="DIR", file_okay=False, help="Folder of face-crop images.", show_default=False)
@@ -149,20 +133,9 @@ def classify_command(
         ),
     ] = 1,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore earlier results in --out and start over.")] = False,
-    model: ModelOpt = DEFAULTS["model"],
-    precision: PrecisionOpt = DEFAULTS["precision"],
-    device: DeviceOpt = DEFAULTS["device"],
-    strict_device: StrictDeviceOpt = False,
-    threads: ThreadsOpt = None,
-    graph_opt: GraphOptOpt = DEFAULTS["graph_opt"],
-    cpu_layout: CpuLayoutOpt = DEFAULTS["cpu_layout"],
-    batch_slice: BatchSliceOpt = None,
-    trt_cache: TrtCacheOpt = None,
-    detector: DetectorOpt = DEFAULTS["detector"],
-    detector_option: DetectorOptionOpt = None,
-    margin: MarginOpt = DEFAULTS["margin"],
-    margin_ratio: MarginRatioOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULTS["max_pixels"],
+    *,
+    runtime: PipelineOptions,
 ) -> None:
     """Classify every image of a folder as a face crop and write a Kaggle-style submission CSV."""
     quiet_opencv()
@@ -174,19 +147,16 @@ def classify_command(
     errors_path, journal_path, lock_path = side_paths(out)
     named = [("--out", out), ("its errors report", errors_path), ("its journal", journal_path), ("its lock", lock_path)]
     prepare_outputs([*named, *([("--probs", probs)] if probs is not None else [])])
-    if threads is None and workers > 1:
-        threads = 1
-    kwargs = pipeline_kwargs(
-        model=model, precision=precision, device=device, strict_device=strict_device, threads=threads,
-        graph_opt=graph_opt, trt_cache=trt_cache, cpu_layout=cpu_layout,
-        batch_slice=batch_slice, detector=detector if detect else None,
-        detector_option=detector_option, margin=margin, margin_ratio=margin_ratio, va=None, derive_va=False,
-    )  # fmt: skip
-    framing = {"detector": detector, "detector_options": kwargs["detector_options"], "margin": margin,
-               "margin_ratio": margin_ratio} if detect else {}  # fmt: skip
-    with output_lock(lock_path, str(out)), Pipeline(**kwargs) as pipe:
+    # Workers share the cores: one intra-op thread per session call unless --threads says otherwise.
+    session = runtime.session
+    if session.intra_op_threads is None and workers > 1:
+        session = replace(session, intra_op_threads=1)
+    runtime = replace(runtime, session=session, derive_va=False, detector=runtime.detector if detect else None)
+    framing = {"detector": runtime.detector, "detector_options": runtime.detector_options, "margin": runtime.margin,
+               "margin_ratio": runtime.margin_ratio} if detect else {}  # fmt: skip
+    with output_lock(lock_path, str(out)), Pipeline.from_options(runtime) as pipe:
         classes = list(pipe.classes)
-        key = run_key(pipe.model.path, {"precision": precision, "detect": detect, **framing})
+        key = run_key(pipe.model.path, {"precision": runtime.precision, "detect": detect, **framing})
         journal = journal_for(journal_path, classes)
         if fresh:
             journal.remove()

@@ -12,30 +12,15 @@ import typer
 from edgeemo.cli.app import app
 from edgeemo.cli.options import (
     DEFAULTS,
-    BatchSliceOpt,
-    CpuLayoutOpt,
-    DeriveVaOpt,
-    DetectorOpt,
-    DetectorOptionOpt,
-    DeviceOpt,
-    GraphOptOpt,
-    MarginOpt,
-    MarginRatioOpt,
     MaxPixelsOpt,
-    ModelOpt,
-    PrecisionOpt,
-    StrictDeviceOpt,
-    ThreadsOpt,
-    TrtCacheOpt,
     VaBarsOpt,
-    VaOpt,
-    pipeline_kwargs,
     quiet_opencv,
+    runtime_options,
 )
 from edgeemo.errors import InputError, OutputError, printable
 from edgeemo.io.images import list_images, read_image
 from edgeemo.io.sinks import prepare_folder, write_image_atomic, write_json_atomic
-from edgeemo.pipeline import Pipeline
+from edgeemo.pipeline import Pipeline, PipelineOptions
 from edgeemo.render.annotate import annotate
 from edgeemo.results import FrameResult
 
@@ -89,6 +74,7 @@ def summary_line(path: Path, result: FrameResult, decode_ms: float, detect_ms: f
 
 
 @app.command("image")
+@runtime_options()
 def image_command(
     paths: Annotated[
         list[Path], typer.Argument(metavar="PATH", help="Image files or folders of images.", show_default=False)
@@ -106,24 +92,11 @@ def image_command(
     json_out: Annotated[
         bool, typer.Option("--json", help="Per-image JSON: <name>.json in --out, else JSON lines on stdout.")
     ] = False,
-    model: ModelOpt = DEFAULTS["model"],
-    precision: PrecisionOpt = DEFAULTS["precision"],
-    device: DeviceOpt = DEFAULTS["device"],
-    strict_device: StrictDeviceOpt = False,
-    threads: ThreadsOpt = None,
-    graph_opt: GraphOptOpt = DEFAULTS["graph_opt"],
-    cpu_layout: CpuLayoutOpt = DEFAULTS["cpu_layout"],
-    batch_slice: BatchSliceOpt = None,
-    trt_cache: TrtCacheOpt = None,
-    va: VaOpt = None,
-    derive_va: DeriveVaOpt = True,
-    detector: DetectorOpt = DEFAULTS["detector"],
-    detector_option: DetectorOptionOpt = None,
-    margin: MarginOpt = DEFAULTS["margin"],
-    margin_ratio: MarginRatioOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULTS["max_pixels"],
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include images in sub-folders.")] = False,
     va_bars: VaBarsOpt = DEFAULTS["va_bars"],
+    *,
+    runtime: PipelineOptions,
 ) -> None:
     """Detect and classify faces in images. A bad file gets a one-line error and the rest go on; the exit code
     is 2 when any input failed (an image without faces is not a failure)."""
@@ -138,14 +111,8 @@ def image_command(
         clash = [p for p in inputs if p.parent.resolve() == out.resolve()]  # not p.resolve(): links may loop
         if clash:
             raise InputError(f"--out {out} is the folder of input {clash[0]}; choose another folder")
-    kwargs = pipeline_kwargs(
-        model=model, precision=precision, device=device, strict_device=strict_device, threads=threads,
-        graph_opt=graph_opt, trt_cache=trt_cache, cpu_layout=cpu_layout,
-        batch_slice=batch_slice, detector=detector, detector_option=detector_option,
-        margin=margin, margin_ratio=margin_ratio, va=va, derive_va=derive_va,
-    )  # fmt: skip
     failed = len(problems)
-    with Pipeline(**kwargs) as pipe:
+    with Pipeline.from_options(runtime) as pipe:
         for k, (path, name) in enumerate(zip(inputs, output_names(inputs))):
             try:
                 t0 = time.perf_counter()

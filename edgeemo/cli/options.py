@@ -1,21 +1,21 @@
 """Options shared by every command, declared once with ``Annotated`` so that names, help and checks agree.
 
-:func:`session_options` is the one place where CLI options become :class:`~edgeemo.runtime.session.SessionOptions`;
-:func:`pipeline_kwargs` the one place where they become :class:`~edgeemo.pipeline.Pipeline` arguments.
+:func:`runtime_options` adds the options every pipeline command shares to a command, with the library's defaults,
+and hands them to it as one :class:`~edgeemo.pipeline.PipelineOptions` (built by :func:`pipeline_options`).
 """
 
 from __future__ import annotations
 
-import ast
+import inspect
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 
-from edgeemo.detectors import DEFAULT_DETECTOR
-from edgeemo.errors import InputError
+from edgeemo.detectors import parse_detector_options
 from edgeemo.io.images import DEFAULT_MAX_PIXELS
-from edgeemo.runtime.assets import DEFAULT_MODEL
+from edgeemo.pipeline import PipelineOptions
 from edgeemo.runtime.session import SessionOptions
 from edgeemo.video.reader import DEFAULT_STREAM_TIMEOUT
 
@@ -165,90 +165,100 @@ VaBarsOpt = Annotated[
     ),
 ]
 
+_PIPELINE = PipelineOptions()
+_SESSION = SessionOptions()
+# The runtime options every pipeline command takes: parameter -> (declaration, default from the library).
+SHARED: dict[str, tuple[Any, Any]] = {
+    "model": (ModelOpt, _PIPELINE.model),
+    "precision": (PrecisionOpt, _PIPELINE.precision),
+    "device": (DeviceOpt, _SESSION.device),
+    "strict_device": (StrictDeviceOpt, _SESSION.strict_device),
+    "threads": (ThreadsOpt, _SESSION.intra_op_threads),
+    "graph_opt": (GraphOptOpt, _SESSION.graph_optimization),
+    "cpu_layout": (CpuLayoutOpt, _SESSION.cpu_layout),
+    "batch_slice": (BatchSliceOpt, _SESSION.batch_slice),
+    "trt_cache": (TrtCacheOpt, _SESSION.trt_cache_dir),
+    "va": (VaOpt, None),
+    "derive_va": (DeriveVaOpt, _PIPELINE.derive_va),
+    "detector": (DetectorOpt, _PIPELINE.detector),
+    "detector_option": (DetectorOptionOpt, None),
+    "margin": (MarginOpt, _PIPELINE.margin),
+    "margin_ratio": (MarginRatioOpt, _PIPELINE.margin_ratio),
+}
 DEFAULTS: dict[str, Any] = {
-    "model": DEFAULT_MODEL,
-    "precision": "fp32",
-    "device": "auto",
-    "graph_opt": "all",
-    "cpu_layout": "auto",
-    "detector": DEFAULT_DETECTOR,
-    "margin": None,  # the model's framing
     "max_pixels": DEFAULT_MAX_PIXELS,
     "stream_timeout": DEFAULT_STREAM_TIMEOUT,
     "va_bars": "auto",
 }
 
 
-def session_options(
-    device: str = "auto",
-    strict_device: bool = False,
-    threads: int | None = None,
-    graph_opt: str = "all",
+def pipeline_options(
+    *,
+    model: str = _PIPELINE.model,
+    precision: str = _PIPELINE.precision,
+    device: str = _SESSION.device,
+    strict_device: bool = _SESSION.strict_device,
+    threads: int | None = _SESSION.intra_op_threads,
+    graph_opt: str = _SESSION.graph_optimization,
+    cpu_layout: str = _SESSION.cpu_layout,
+    batch_slice: int | None = _SESSION.batch_slice,
     trt_cache: Path | None = None,
-    precision: str = "fp32",
-    cpu_layout: str = "auto",
-    batch_slice: int | None = None,
-) -> SessionOptions:
-    """CLI runtime options → :class:`SessionOptions` (TensorRT INT8 follows ``--precision int8``)."""
-    return SessionOptions(
-        device=device,  # type: ignore[arg-type]  # checked by the option's Literal
-        strict_device=strict_device,
-        intra_op_threads=threads,
-        graph_optimization=graph_opt,
-        trt_int8=precision == "int8",
-        trt_cache_dir=None if trt_cache is None else str(trt_cache),
-        cpu_layout=cpu_layout,
-        batch_slice=batch_slice,
+    va: list[Path] | None = None,
+    derive_va: bool = _PIPELINE.derive_va,
+    detector: str | None = _PIPELINE.detector,
+    detector_option: list[str] | None = None,
+    margin: float | None = _PIPELINE.margin,
+    margin_ratio: float | None = _PIPELINE.margin_ratio,
+) -> PipelineOptions:
+    """The shared CLI options as one :class:`PipelineOptions` (TensorRT INT8 follows ``--precision int8``)."""
+    return PipelineOptions(
+        model=model,
+        precision=precision,
+        detector=detector,
+        detector_options=parse_detector_options(detector_option),
+        session=SessionOptions(
+            device=device,  # type: ignore[arg-type]  # checked by the option's Literal
+            strict_device=strict_device,
+            intra_op_threads=threads,
+            graph_optimization=graph_opt,
+            trt_int8=precision == "int8",
+            trt_cache_dir=None if trt_cache is None else str(trt_cache),
+            cpu_layout=cpu_layout,
+            batch_slice=batch_slice,
+        ),
+        margin=margin,
+        margin_ratio=margin_ratio,
+        va_models=tuple(str(p) for p in va or ()),
+        derive_va=derive_va,
     )
 
 
-def parse_detector_options(items: list[str] | None) -> dict[str, Any]:
-    """``["upsample=1", "threshold=0.5"]`` → ``{"upsample": 1, "threshold": 0.5}`` (literals, else strings)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise InputError(f"--detector-option expects KEY=VALUE, got {item!r}")
-        try:
-            value: Any = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            value = raw.strip()
-        out[key.strip()] = value
-    return out
+def runtime_options(
+    *, without: Collection[str] = (), **declarations: Any
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Gives a command the shared runtime options (less ``without``; ``declarations`` replace a declaration),
+    declared once here; the command receives them as one ``runtime: PipelineOptions`` argument."""
 
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "runtime"]
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=declarations.get(name, decl), default=d)
+            for name, (decl, d) in SHARED.items()
+            if name not in without
+        ]
 
-def pipeline_kwargs(
-    *,
-    model: str,
-    precision: str,
-    device: str,
-    strict_device: bool,
-    threads: int | None,
-    graph_opt: str,
-    trt_cache: Path | None,
-    cpu_layout: str,
-    batch_slice: int | None,
-    detector: str | None,
-    detector_option: list[str] | None,
-    margin: float | None,
-    margin_ratio: float | None,
-    va: list[Path] | None,
-    derive_va: bool,
-) -> dict[str, Any]:
-    """Keyword arguments of :class:`~edgeemo.pipeline.Pipeline` from the shared CLI options."""
-    return {
-        "model": model,
-        "precision": precision,
-        "detector": detector,
-        "detector_options": parse_detector_options(detector_option) if detector is not None else None,
-        "session_options": session_options(
-            device, strict_device, threads, graph_opt, trt_cache, precision, cpu_layout, batch_slice
-        ),
-        "margin": margin,
-        "margin_ratio": margin_ratio,
-        "va_models": tuple(va or ()),
-        "derive_va": derive_va,
-    }
+        def run(**kwargs: Any) -> None:
+            given = {name: kwargs.pop(name) for name in SHARED if name in kwargs}
+            command(runtime=pipeline_options(**given), **kwargs)
+
+        params = [*own, *shared]
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # what typer reads
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        run.__name__, run.__qualname__, run.__doc__ = command.__name__, command.__qualname__, command.__doc__
+        run.__module__ = command.__module__
+        return run
+
+    return decorate
 
 
 def quiet_opencv() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -30,27 +31,13 @@ from rich.progress import (
 from edgeemo.cli.app import app
 from edgeemo.cli.options import (
     DEFAULTS,
-    BatchSliceOpt,
-    CpuLayoutOpt,
-    DeriveVaOpt,
-    DetectorOpt,
-    DetectorOptionOpt,
-    DeviceOpt,
-    GraphOptOpt,
-    MarginOpt,
-    MarginRatioOpt,
-    ModelOpt,
-    PrecisionOpt,
     StreamTimeoutOpt,
-    StrictDeviceOpt,
-    TrtCacheOpt,
     VaBarsOpt,
-    VaOpt,
-    pipeline_kwargs,
     quiet_opencv,
+    runtime_options,
 )
 from edgeemo.errors import InputError, printable
-from edgeemo.pipeline import Pipeline
+from edgeemo.pipeline import Pipeline, PipelineOptions
 from edgeemo.render.annotate import VideoAnnotator
 from edgeemo.runtime.assets import SAMPLE_CLIP, sample_clip
 from edgeemo.video.reader import parse_source
@@ -61,6 +48,15 @@ _VIDEO = "Video"
 DEFAULT_OUT_DIR = Path("edgeemo-out")
 VIDEO_THREADS = 1
 SESSION_DETECTORS = ("blazeface",)  # detectors on onnxruntime that take the same session options
+VideoThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help=f"onnxruntime intra-op threads per session (video default: {VIDEO_THREADS}; stages run in parallel).",
+        rich_help_panel="Runtime",
+    ),
+]
 
 
 def default_clip() -> Path:
@@ -122,6 +118,7 @@ def print_summary(console: Console, s: VideoSummary) -> None:
 
 
 @app.command("video")
+@runtime_options(threads=VideoThreadsOpt)
 def video_command(
     source: Annotated[
         str | None,
@@ -194,30 +191,9 @@ def video_command(
         ),
     ] = 10,
     stream_timeout: StreamTimeoutOpt = DEFAULTS["stream_timeout"],
-    model: ModelOpt = DEFAULTS["model"],
-    precision: PrecisionOpt = DEFAULTS["precision"],
-    device: DeviceOpt = DEFAULTS["device"],
-    strict_device: StrictDeviceOpt = False,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            "--threads",
-            min=1,
-            help=f"onnxruntime intra-op threads per session (video default: {VIDEO_THREADS}; stages run in parallel).",
-            rich_help_panel="Runtime",
-        ),
-    ] = None,
-    graph_opt: GraphOptOpt = DEFAULTS["graph_opt"],
-    cpu_layout: CpuLayoutOpt = DEFAULTS["cpu_layout"],
-    batch_slice: BatchSliceOpt = None,
-    trt_cache: TrtCacheOpt = None,
-    va: VaOpt = None,
-    derive_va: DeriveVaOpt = True,
-    detector: DetectorOpt = DEFAULTS["detector"],
-    detector_option: DetectorOptionOpt = None,
-    margin: MarginOpt = DEFAULTS["margin"],
-    margin_ratio: MarginRatioOpt = None,
     va_bars: VaBarsOpt = DEFAULTS["va_bars"],
+    *,
+    runtime: PipelineOptions,
 ) -> None:
     """Emotions of the faces in a video, webcam or stream: tracked, smoothed, annotated, with a timeline.
 
@@ -233,15 +209,10 @@ def video_command(
     outputs.prepare(str(value) if kind == "file" else None)  # formats, clashes, folders: before any work
     # Decode, inference and output run in parallel threads: one intra-op thread per session is much faster
     # here than onnxruntime's default of one per core, whose spinning workers starve the other stages.
-    threads = VIDEO_THREADS if threads is None else threads
-    kwargs = pipeline_kwargs(
-        model=model, precision=precision, device=device, strict_device=strict_device, threads=threads,
-        graph_opt=graph_opt, trt_cache=trt_cache, cpu_layout=cpu_layout,
-        batch_slice=batch_slice, detector=detector, detector_option=detector_option,
-        margin=margin, margin_ratio=margin_ratio, va=va, derive_va=derive_va,
-    )  # fmt: skip
-    if detector in SESSION_DETECTORS:
-        kwargs["detector_options"].setdefault("session_options", kwargs["session_options"])
+    if runtime.session.intra_op_threads is None:
+        runtime = replace(runtime, session=replace(runtime.session, intra_op_threads=VIDEO_THREADS))
+    if runtime.detector in SESSION_DETECTORS:
+        runtime = replace(runtime, detector_options={"session_options": runtime.session, **runtime.detector_options})
     options = VideoOptions(
         detect_every=detect_every,
         smoothing=smoothing,
@@ -250,7 +221,7 @@ def video_command(
         stream_timeout=stream_timeout,
     )
     console = Console(stderr=True)
-    with Pipeline(**kwargs) as pipe:
+    with Pipeline.from_options(runtime) as pipe:
         run = VideoRun(pipe, src, outputs, options, annotate=VideoAnnotator(va_bars), show=_window() if show else None)
         total = run.info.frame_count if not run.info.live else None
         with Progress(

@@ -6,8 +6,9 @@ imports dlib, mediapipe or onnxruntime; a detector's module is imported when the
 
 from __future__ import annotations
 
+import ast
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from edgeemo.detectors.base import (
@@ -18,8 +19,24 @@ from edgeemo.detectors.base import (
     list_detectors,
     register,
 )
+from edgeemo.errors import InputError
 
 DEFAULT_DETECTOR = "blazeface"
+
+
+def parse_detector_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["upsample=1", "threshold=0.5"]`` → ``{"upsample": 1, "threshold": 0.5}`` (literals, else strings)."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise InputError(f"--detector-option expects KEY=VALUE, got {item!r}")
+        try:
+            value: Any = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = raw.strip()
+        out[key.strip()] = value
+    return out
 
 
 def _lazy(module: str, cls: str) -> Callable[..., Detector]:
