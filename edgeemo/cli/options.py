@@ -15,6 +15,7 @@ import typer
 from edgeemo.detectors import DEFAULT_DETECTOR
 from edgeemo.errors import InputError
 from edgeemo.io.images import DEFAULT_MAX_PIXELS
+from edgeemo.render.annotate import VaBars
 from edgeemo.runtime.assets import DEFAULT_MODEL
 from edgeemo.runtime.session import SessionOptions
 from edgeemo.video.reader import DEFAULT_STREAM_TIMEOUT
@@ -156,7 +157,7 @@ StreamTimeoutOpt = Annotated[
     ),
 ]
 VaBarsOpt = Annotated[
-    Literal["auto", "always", "never"],
+    VaBars,
     typer.Option(
         "--va-bars",
         help="Valence/arousal panels beside faces, only where they cover no face or other panel (auto: images "

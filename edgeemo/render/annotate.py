@@ -14,15 +14,25 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edgeemo.render.layout import FONT, FrameLayout, Tab, layout_frame, scale_for
-from edgeemo.render.style import emotion_bgr
+from edgeemo.render.layout import FrameLayout, PanelSide, Tab, TabSide, layout_frame
+from edgeemo.render.style import (
+    BGR,
+    BLACK,
+    NO_FACES_TEXT,
+    NOTE_FILL,
+    NOTICE_COLOUR,
+    SKIPPED_COLOUR,
+    emotion_bgr,
+    ink_on,
+    line_width,
+    put_text,
+    scale_for,
+    text_size,
+)
 from edgeemo.render.va_bars import draw_va_panel
 from edgeemo.results import FaceResult, FrameResult
 
-VaBars = Literal["auto", "always", "never"]
-NOTICE_COLOUR = (0, 0, 255)
-SKIPPED_COLOUR = (128, 128, 128)
-NO_FACES_TEXT = "No faces detected"
+VaBars = Literal["auto", "always", "never"]  # the CLI's --va-bars choices too
 VA_BARS_AUTO_MAX_FACES = 2
 
 
@@ -44,7 +54,7 @@ class VideoAnnotator:
 
     def __init__(self, va_bars: VaBars = "auto") -> None:
         self.va_bars: VaBars = "always" if va_bars == "auto" else va_bars
-        self._sides: dict[int, tuple[str, str | None]] = {}
+        self._sides: dict[int, tuple[TabSide, PanelSide | None]] = {}
 
     def __call__(self, image: np.ndarray, result: FrameResult) -> np.ndarray:
         """Draw ``result`` on ``image`` in place (the decoded frame is not used after inference)."""
@@ -69,8 +79,8 @@ def frame_layout(
     height: int,
     result: FrameResult,
     va_bars: VaBars = "auto",
-    prefer_tab: list[str | None] | None = None,
-    prefer_panel: list[str | None] | None = None,
+    prefer_tab: list[TabSide | None] | None = None,
+    prefer_panel: list[PanelSide | None] | None = None,
 ) -> FrameLayout:
     """The layout :func:`annotate` draws for ``result`` on a ``width`` x ``height`` image."""
     faces = result.faces
@@ -108,10 +118,10 @@ def render(out: np.ndarray, result: FrameResult, lay: FrameLayout) -> None:
         cv2.rectangle(out, (r.x1, r.y1), (r.x2 - 1, r.y2 - 1), colour, thick)  # axis-aligned: crisp, no AA
         _tab(out, fl.tab, colour)
     if lay.note is not None:
-        _tab(out, lay.note, (40, 40, 40))
+        _tab(out, lay.note, NOTE_FILL)
 
 
-def face_colour(fr: FaceResult) -> tuple[int, int, int]:
+def face_colour(fr: FaceResult) -> BGR:
     """BGR colour of a face's predicted emotion (the timeline's colour for it)."""
     names = [n for n, _ in fr.prediction.probabilities]
     label = fr.prediction.label
@@ -124,12 +134,10 @@ def label_text(fr: FaceResult, number: int) -> str:
     return f"#{fr.track_id if fr.track_id is not None else number} {p.label} {p.confidence:.0%}"
 
 
-def _tab(out: np.ndarray, tab: Tab, fill: tuple[int, int, int]) -> None:
+def _tab(out: np.ndarray, tab: Tab, fill: BGR) -> None:
     r = tab.rect
     cv2.rectangle(out, (r.x1, r.y1), (r.x2 - 1, r.y2 - 1), fill, cv2.FILLED)
-    luma = 0.114 * fill[0] + 0.587 * fill[1] + 0.299 * fill[2]
-    ink = (0, 0, 0) if luma > 150 else (255, 255, 255)  # dark text on light colours (happy's amber)
-    cv2.putText(out, tab.text, tab.origin, FONT, tab.font_scale, ink, tab.thickness, cv2.LINE_AA)
+    put_text(out, tab.text, tab.origin, tab.font_scale, ink_on(fill), tab.thickness)
 
 
 def _canvas(image: np.ndarray, copy: bool) -> np.ndarray:
@@ -140,11 +148,11 @@ def _canvas(image: np.ndarray, copy: bool) -> np.ndarray:
 
 def _notice(out: np.ndarray, text: str, s: float) -> None:
     font_scale = 0.8 * s
-    thick = max(1, round(2 * s))
-    (_tw, th), _ = cv2.getTextSize(text, FONT, font_scale, thick)
+    thick = line_width(2 * s)
+    (_tw, th), _ = text_size(text, font_scale, thick)
     org = (round(10 * s), round(10 * s) + th)
-    cv2.putText(out, text, org, FONT, font_scale, (0, 0, 0), thick + max(2, round(2 * s)), cv2.LINE_AA)
-    cv2.putText(out, text, org, FONT, font_scale, NOTICE_COLOUR, thick, cv2.LINE_AA)
+    put_text(out, text, org, font_scale, BLACK, thick + max(2, round(2 * s)))  # outline: reads on any background
+    put_text(out, text, org, font_scale, NOTICE_COLOUR, thick)
 
 
 def _pt(x: float, y: float) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from edgeemo.errors import InputError, MissingDependencyError
 from edgeemo.io.sinks import output_error
+from edgeemo.render.style import AROUSAL_LABEL, VA_SOURCES, VALENCE_LABEL
 from edgeemo.render.timeline import MAX_PLOTTED_TRACKS, plotted_tracks, save_figure
 from edgeemo.va import AXIS_LIMIT, CENTROIDS, axis_limit, centroid_table
 
@@ -144,15 +145,14 @@ def _panel(
     ax.axhline(0, color="0.6", lw=0.8)
     ax.axvline(0, color="0.6", lw=0.8)
     ax.grid(True, color="0.92", lw=0.6)
-    ax.set_xlabel("Valence (-unpleasant / +pleasant)")
-    ax.set_ylabel("Arousal (-calm / +tense)")
+    ax.set_xlabel(VALENCE_LABEL)
+    ax.set_ylabel(AROUSAL_LABEL)
     name = "untracked" if track is None else f"track {track}"
-    scale = "model heads, axes +-4.5" if source == "model" else "derived estimate, axes +-1"
-    ax.set_title(f"{name} ({scale})", fontsize=9)
+    ax.set_title(f"{name} ({VA_SOURCES[source].caption}, axes +-{limit:g})", fontsize=9)  # type: ignore[index]
 
     # Reference centroids: true place on the derived scale, stretched to the axes on the model scale.
     stretch = limit / AXIS_LIMIT["derived"]
-    label = "class centroids" if source == "derived" else "class centroids (x4.5, orientation only)"
+    label = "class centroids" if source == "derived" else f"class centroids (x{stretch:g}, orientation only)"
     ax.scatter(table[:, 0] * stretch, table[:, 1] * stretch, marker="D", s=22, color="0.55", zorder=2, label=label)
     for cname, (cv, ca) in zip(names, table):
         ax.annotate(

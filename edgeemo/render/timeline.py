@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeemo.errors import InputError, MissingDependencyError, printable
 from edgeemo.io.sinks import atomic_open, write_csv_atomic
-from edgeemo.render.style import emotion_colour
+from edgeemo.render.style import NO_FACES_TEXT, emotion_colour
 from edgeemo.results import FrameResult
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class Timeline:
         axes = fig.subplots(2 * n, 1, sharex=True, gridspec_kw={"height_ratios": heights}) if classes else []
         if not classes:
             ax = fig.add_subplot(1, 1, 1)
-            ax.text(0.5, 0.5, "No faces detected", ha="center", va="center", fontsize=14, color="#b00")
+            ax.text(0.5, 0.5, NO_FACES_TEXT, ha="center", va="center", fontsize=14, color="#b00")
             ax.set_axis_off()
         for ti, tid in enumerate(tracks):
             lanes, areas = axes[2 * ti], axes[2 * ti + 1]
