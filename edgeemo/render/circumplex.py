@@ -11,8 +11,7 @@ Panels follow the timeline's rule (:func:`edgeemo.render.timeline.plotted_tracks
 are left out and at most :data:`~edgeemo.render.timeline.MAX_PLOTTED_TRACKS` panels (the longest) are drawn; a line
 under the panels says how many were left out.
 
-matplotlib is imported lazily (the "plot" extra) and only through its object API, never pyplot, so plotting
-from a worker thread leaves no global state behind.
+matplotlib (the "plot" extra) is used through :mod:`edgeemo.render.figure`.
 """
 
 from __future__ import annotations
@@ -23,10 +22,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgeemo.errors import InputError, MissingDependencyError
+from edgeemo.errors import InputError
 from edgeemo.io.sinks import output_error
+from edgeemo.render.figure import new_figure, save_figure
 from edgeemo.render.style import AROUSAL_LABEL, VA_SOURCES, VALENCE_LABEL
-from edgeemo.render.timeline import MAX_PLOTTED_TRACKS, plotted_tracks, save_figure
+from edgeemo.render.timeline import MAX_PLOTTED_TRACKS, plotted_tracks
 from edgeemo.va import AXIS_LIMIT, CENTROIDS, axis_limit, centroid_table
 
 Row = tuple[float | None, int | None, float | None, float | None, str | None]
@@ -49,7 +49,6 @@ def plot_circumplex(
     cannot say anything and :class:`InputError` is raised. Short tracks and panels past ``max_panels`` are left
     out (see the module notes).
     """
-    figure_cls, canvas_cls = _matplotlib()
     everything, timed = _group(rows)
     if not everything:
         raise InputError(f"{out_path}: no rows with valence, arousal and va_source to plot")
@@ -64,8 +63,7 @@ def plot_circumplex(
     nrows = math.ceil(n / cols)
     # Fixed margins instead of a constrained layout, which took most of the drawing time with several panels.
     w, h = 4.6 * cols + 1.0, 4.4 * nrows + 0.9
-    fig = figure_cls(figsize=(w, h), dpi=110)
-    canvas_cls(fig)
+    fig = new_figure("the circumplex plot", figsize=(w, h), dpi=110)
     fig.suptitle(title, y=1 - 0.18 / h)
     fig.subplots_adjust(left=0.75 / w, right=1 - 1.35 / w, bottom=0.75 / h, top=1 - 0.55 / h, wspace=0.35, hspace=0.3)
     axes = fig.subplots(nrows, cols, squeeze=False)
@@ -91,15 +89,6 @@ def plot_circumplex(
         raise output_error(out, exc, "cannot write the circumplex plot") from exc
     save_figure(fig, out)
     return out
-
-
-def _matplotlib() -> tuple[Any, Any]:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise MissingDependencyError("the circumplex plot", "plot", str(exc)) from exc
-    return Figure, FigureCanvasAgg
 
 
 def _group(rows: Iterable[Row]) -> tuple[dict[tuple[int | None, str], list[tuple[float, float, float]]], bool]:
