@@ -31,11 +31,6 @@ import numpy as np
 from edgeemo.errors import ModelError
 from edgeemo.results import VASource
 
-SOURCE_CITATION = (
-    "Warriner, Kuperman & Brysbaert (2013), Norms of valence, arousal, and dominance for 13,915 English lemmas, "
-    "Behavior Research Methods 45(4):1191-1207"
-)
-
 #: Half-width of the axes a value is shown on: model heads on the thesis's fixed +-4.5 axes, derived values on
 #: the centroid source's [-1, 1].
 AXIS_LIMIT: dict[str, float] = {"model": 4.5, "derived": 1.0}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,10 +77,6 @@ class Timeline:
                     va_source=p.va_source,
                 )
             )
-
-    def extend(self, frames: Iterable[FrameResult]) -> None:
-        for f in frames:
-            self.add(f)
 
     @property
     def has_va(self) -> bool:
