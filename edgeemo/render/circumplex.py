@@ -61,7 +61,7 @@ def plot_circumplex(
     n = len(groups)
     cols = min(n, _COLUMNS)
     nrows = math.ceil(n / cols)
-    # Fixed margins instead of a constrained layout, which took most of the drawing time with several panels.
+    # Fixed margins, not a constrained layout: that layout engine is slow with several panels (docs/benchmarks.md).
     w, h = 4.6 * cols + 1.0, 4.4 * nrows + 0.9
     fig = new_figure("the circumplex plot", figsize=(w, h), dpi=110)
     fig.suptitle(title, y=1 - 0.18 / h)
@@ -127,7 +127,7 @@ def _panel(
     limit = AXIS_LIMIT[source]
     ax.set_xlim(-limit, limit)
     ax.set_ylim(-limit, limit)
-    ticks = [-limit, -limit / 2, 0, limit / 2, limit]  # fixed ticks: tick layout was half the drawing time
+    ticks = [-limit, -limit / 2, 0, limit / 2, limit]  # fixed ticks: automatic tick layout is slow too
     ax.set_xticks(ticks)
     ax.set_yticks(ticks)
     ax.set_aspect("equal")
