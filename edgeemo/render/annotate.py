@@ -9,6 +9,7 @@ timeline's (:mod:`edgeemo.render.style`), so the picture and the plots read alik
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -34,6 +35,8 @@ from edgeemo.results import FaceResult, FrameResult
 
 VaBars = Literal["auto", "always", "never"]  # the CLI's --va-bars choices too
 VA_BARS_AUTO_MAX_FACES = 2
+# How long the sides of a missed track are kept: far longer than the tracker keeps a missed track by default.
+SIDE_MEMORY_FRAMES = 300
 
 
 def annotate(image: np.ndarray, result: FrameResult, *, copy: bool = True, va_bars: VaBars = "auto") -> np.ndarray:
@@ -50,28 +53,43 @@ def annotate(image: np.ndarray, result: FrameResult, *, copy: bool = True, va_ba
 
 class VideoAnnotator:
     """Draws the frames of one video run so annotations stay put: ``auto`` is decided once for the run (a panel
-    wherever one fits, never by the frame's face count), and each track keeps the sides its tab and panel had."""
+    wherever one fits, never by the frame's face count), and each track keeps the sides its tab and panel had,
+    also after frames where it was missed (for up to :data:`SIDE_MEMORY_FRAMES` frames)."""
 
     def __init__(self, va_bars: VaBars = "auto") -> None:
         self.va_bars: VaBars = "always" if va_bars == "auto" else va_bars
-        self._sides: dict[int, tuple[TabSide, PanelSide | None]] = {}
+        self._sides: dict[int, _Sides] = {}
+        self._frames = 0
 
     def __call__(self, image: np.ndarray, result: FrameResult) -> np.ndarray:
         """Draw ``result`` on ``image`` in place (the decoded frame is not used after inference)."""
         out = _canvas(image, copy=False)
         h, w = out.shape[:2]
+        render(out, result, self.layout(w, h, result))
+        return out
+
+    def layout(self, width: int, height: int, result: FrameResult) -> FrameLayout:
+        """The layout of the run's next frame ``result``; each track's sides are remembered for the frames after."""
         prev = [self._sides.get(f.track_id) if f.track_id is not None else None for f in result.faces]
         lay = frame_layout(
-            w, h, result, self.va_bars,
-            prefer_tab=[p[0] if p else None for p in prev], prefer_panel=[p[1] if p else None for p in prev],
+            width, height, result, self.va_bars,
+            prefer_tab=[p.tab if p else None for p in prev], prefer_panel=[p.panel if p else None for p in prev],
         )  # fmt: skip
-        self._sides = {
-            f.track_id: (fl.tab.side, fl.panel_side or (p[1] if p else None))
-            for f, fl, p in zip(result.faces, lay.faces, prev)
-            if f.track_id is not None
-        }
-        render(out, result, lay)
-        return out
+        for f, fl, p in zip(result.faces, lay.faces, prev):
+            if f.track_id is not None:
+                panel = fl.panel_side or (p.panel if p else None)  # a panel skipped for room keeps its side
+                self._sides[f.track_id] = _Sides(fl.tab.side, panel, self._frames)  # type: ignore[arg-type]
+        self._frames += 1
+        if len(self._sides) > len(result.faces):
+            self._sides = {t: s for t, s in self._sides.items() if self._frames - s.seen <= SIDE_MEMORY_FRAMES}
+        return lay
+
+
+@dataclass(frozen=True, slots=True)
+class _Sides:
+    tab: TabSide
+    panel: PanelSide | None
+    seen: int  # the run's frame number where the track was last drawn
 
 
 def frame_layout(
