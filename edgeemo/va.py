@@ -33,7 +33,7 @@ from edgeemo.results import VASource
 
 #: Half-width of the axes a value is shown on: model heads on the thesis's fixed +-4.5 axes, derived values on
 #: the centroid source's [-1, 1].
-AXIS_LIMIT: dict[str, float] = {"model": 4.5, "derived": 1.0}
+AXIS_LIMIT: dict[VASource, float] = {"model": 4.5, "derived": 1.0}
 
 RATING_MIDPOINT = 5.0  # Warriner et al. scales run 1..9
 RATING_HALF_RANGE = 4.0
@@ -137,6 +137,6 @@ def derive_va(probabilities: np.ndarray, classes: Sequence[str]) -> tuple[np.nda
 def axis_limit(source: VASource | str) -> float:
     """Half-width of the axis on which values of ``source`` are displayed."""
     try:
-        return AXIS_LIMIT[source]
+        return AXIS_LIMIT[source]  # type: ignore[index]
     except KeyError:
         raise ModelError(f"unknown va_source {source!r}; expected one of {sorted(AXIS_LIMIT)}") from None

@@ -27,9 +27,10 @@ from edgeemo.io.sinks import output_error
 from edgeemo.render.figure import new_figure, save_figure
 from edgeemo.render.style import AROUSAL_LABEL, VA_SOURCES, VALENCE_LABEL
 from edgeemo.render.timeline import MAX_PLOTTED_TRACKS, plotted_tracks
+from edgeemo.results import VASource
 from edgeemo.va import AXIS_LIMIT, CENTROIDS, axis_limit, centroid_table
 
-Row = tuple[float | None, int | None, float | None, float | None, str | None]
+Row = tuple[float | None, int | None, float | None, float | None, VASource | None]
 
 _COLUMNS = 3
 

@@ -39,7 +39,7 @@ from edgeemo.render.style import (
     text_size,
 )
 from edgeemo.results import Box
-from edgeemo.va import axis_limit
+from edgeemo.va import AXIS_LIMIT, axis_limit
 
 MIN_UNIT = 0.8  # below this the text is unreadable
 
@@ -72,7 +72,7 @@ class _Metrics:
     line: int  # height of one text line incl. spacing
     bar_thick: int
     text_w: int
-    label_w: int  # an axis end label ("+4.5")
+    label_w: int  # the widest axis end label ("+4.5")
     value_w: int  # the widest value text
 
 
@@ -84,7 +84,7 @@ def _metrics(unit: float) -> _Metrics:
     hw = max(text_size(look.header, font, thick)[0][0] for look in VA_SOURCES.values())
     pad = max(2, round(6 * unit))
     line = th + base + max(2, round(5 * unit))
-    label_w = text_size("+4.5", font * 0.85, thick)[0][0]
+    label_w = max(text_size(f"+{limit:g}", font * 0.85, thick)[0][0] for limit in AXIS_LIMIT.values())
     value_w = text_size("> +00.00", font, thick)[0][0]
     return _Metrics(font, thick, pad, line, max(3, round(9 * unit)), max(tw, hw), label_w, value_w)
 
