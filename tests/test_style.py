@@ -42,3 +42,10 @@ def test_scale_follows_the_shorter_side_with_a_floor() -> None:
     assert scale_for(960, 540) == 1.0 and line_thickness(960, 540) == 2
     assert scale_for(3840, 2160) == 4.0 and line_thickness(3840, 2160) == 8
     assert scale_for(64, 48) == 0.5 and line_thickness(64, 48) == 1
+
+
+def test_the_cli_offers_exactly_the_va_bars_modes() -> None:
+    from edgeemo.cli.options import VaBarsOpt
+    from edgeemo.render.annotate import VaBars
+
+    assert get_args(get_args(VaBarsOpt)[0]) == get_args(VaBars)

@@ -15,7 +15,6 @@ import typer
 from edgeemo.detectors import DEFAULT_DETECTOR
 from edgeemo.errors import InputError
 from edgeemo.io.images import DEFAULT_MAX_PIXELS
-from edgeemo.render.annotate import VaBars
 from edgeemo.runtime.assets import DEFAULT_MODEL
 from edgeemo.runtime.session import SessionOptions
 from edgeemo.video.reader import DEFAULT_STREAM_TIMEOUT
@@ -157,7 +156,7 @@ StreamTimeoutOpt = Annotated[
     ),
 ]
 VaBarsOpt = Annotated[
-    VaBars,
+    Literal["auto", "always", "never"],
     typer.Option(
         "--va-bars",
         help="Valence/arousal panels beside faces, only where they cover no face or other panel (auto: images "

@@ -33,7 +33,7 @@ from edgeemo.render.style import (
 from edgeemo.render.va_bars import draw_va_panel
 from edgeemo.results import FaceResult, FrameResult
 
-VaBars = Literal["auto", "always", "never"]  # the CLI's --va-bars choices too
+VaBars = Literal["auto", "always", "never"]  # the --va-bars choices
 VA_BARS_AUTO_MAX_FACES = 2
 # How long the sides of a missed track are kept: far longer than the tracker keeps a missed track by default.
 SIDE_MEMORY_FRAMES = 300
