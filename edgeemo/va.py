@@ -31,14 +31,9 @@ import numpy as np
 from edgeemo.errors import ModelError
 from edgeemo.results import VASource
 
-SOURCE_CITATION = (
-    "Warriner, Kuperman & Brysbaert (2013), Norms of valence, arousal, and dominance for 13,915 English lemmas, "
-    "Behavior Research Methods 45(4):1191-1207"
-)
-
 #: Half-width of the axes a value is shown on: model heads on the thesis's fixed +-4.5 axes, derived values on
 #: the centroid source's [-1, 1].
-AXIS_LIMIT: dict[str, float] = {"model": 4.5, "derived": 1.0}
+AXIS_LIMIT: dict[VASource, float] = {"model": 4.5, "derived": 1.0}
 
 RATING_MIDPOINT = 5.0  # Warriner et al. scales run 1..9
 RATING_HALF_RANGE = 4.0
@@ -142,6 +137,6 @@ def derive_va(probabilities: np.ndarray, classes: Sequence[str]) -> tuple[np.nda
 def axis_limit(source: VASource | str) -> float:
     """Half-width of the axis on which values of ``source`` are displayed."""
     try:
-        return AXIS_LIMIT[source]
+        return AXIS_LIMIT[source]  # type: ignore[index]
     except KeyError:
         raise ModelError(f"unknown va_source {source!r}; expected one of {sorted(AXIS_LIMIT)}") from None

@@ -22,6 +22,8 @@ from edgeemo.render.annotate import VideoAnnotator, annotate, face_colour, frame
 from edgeemo.render.layout import FrameLayout, Rect, layout_frame
 from edgeemo.results import Box, Face, FaceResult, FrameResult, Prediction
 
+SAMPLE_CLIP = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"
+
 
 @pytest.fixture(scope="module")
 def pipe() -> Iterator[Pipeline]:
@@ -208,6 +210,45 @@ def test_astronaut_pair_layout(pipe: Pipeline, astronaut_bgr: np.ndarray) -> Non
     lay = frame_layout(pair.shape[1], pair.shape[0], res, "auto")
     assert overlaps(lay) == []
     assert outside_layout(pair, annotate(pair, res), lay) == 0
+
+
+def test_video_sides_survive_a_missed_face(pipe: Pipeline) -> None:
+    """The sample clip zooms in on the face, then (played back) out again: the panel moves left when the right
+    runs out of room and stays there while the face shrinks (either side fits), even after frames where the
+    detector missed the face; forgetting the track would jump the panel back to the right."""
+    cap = cv2.VideoCapture(str(SAMPLE_CLIP))
+    frames = []
+    while len(frames) < 150:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    assert len(frames) == 150, f"{SAMPLE_CLIP}: read {len(frames)} of 150 frames"
+    session = pipe.video_session()
+    results = [session.process(f, k / 30) for k, f in enumerate(frames[100:])]
+    order = [*range(41), *range(40, -1, -1)]  # zoom in, then back out
+    h, w = frames[0].shape[:2]
+
+    def sides(missed: range = range(0)) -> list[str | None]:
+        draw = VideoAnnotator("auto")
+        lays = [
+            draw.layout(w, h, replace(results[i], faces=()) if j in missed else results[i]) for j, i in enumerate(order)
+        ]
+        return [lay.faces[0].panel_side if lay.faces else None for lay in lays]
+
+    kept = sides()
+    assert None not in kept and kept[0] == "right" and "left" in kept
+    # the first frame where only the track's memory keeps the panel left: the stateless layout would pick right
+    j = next(
+        j
+        for j, i in enumerate(order)
+        if j > 41 and kept[j] == "left" and frame_layout(w, h, results[i], "always").faces[0].panel_side == "right"
+    )
+    missed = range(j, j + 2)
+    after = sides(missed)
+    assert after[:j] == kept[:j] and after[j : j + 2] == [None, None]
+    assert after[j + 2 :] == kept[j + 2 :]  # back on the same side, with no jump
 
 
 def _photos(folder: Path) -> list[Path]:

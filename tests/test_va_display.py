@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from edgeemo.errors import InputError, ModelError
-from edgeemo.render.va_bars import draw_va_bars, panel_layout
+from edgeemo.render.va_bars import PanelLayout, draw_va_bars, panel_layout
 from edgeemo.results import Box
 
 FACE = Box(179, 83, 267, 171)  # dlib-hog's box for the astronaut's face (512x512)
 
 GREEN = (60, 200, 60)
 RED = (60, 60, 230)
+TENSE = (0, 140, 255)
+CALM = (230, 170, 40)
 
 
 def changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -24,8 +27,20 @@ def extent(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def colour_mask(img: np.ndarray, bgr: tuple[int, int, int]) -> np.ndarray:
+    return np.all(img == np.array(bgr, dtype=np.uint8), axis=2)
+
+
 def has_colour(img: np.ndarray, bgr: tuple[int, int, int]) -> bool:
-    return bool(np.any(np.all(img == np.array(bgr, dtype=np.uint8), axis=2)))
+    return bool(colour_mask(img, bgr).any())
+
+
+def inside_panel_only(before: np.ndarray, after: np.ndarray, lay: PanelLayout) -> bool:
+    """Something was drawn, and only inside the panel's rectangle (clipped to the image)."""
+    diff = changed(before, after)
+    inside = np.zeros_like(diff)
+    inside[max(lay.y1, 0) : max(lay.y2, 0), max(lay.x1, 0) : max(lay.x2, 0)] = True
+    return bool(diff.any() and not (diff & ~inside).any())
 
 
 def test_bars_are_drawn_beside_the_face_and_leave_it_untouched(astronaut_bgr: np.ndarray) -> None:
@@ -66,12 +81,15 @@ def test_the_panel_says_model_or_derived(astronaut_bgr: np.ndarray) -> None:
 
 def test_panel_scales_with_the_image(astronaut_bgr: np.ndarray) -> None:
     small = panel_layout(512, 512, FACE)
-    big = panel_layout(2048, 2048, Box(FACE.x1 * 4, FACE.y1 * 4, FACE.x2 * 4, FACE.y2 * 4))
+    box = Box(FACE.x1 * 4, FACE.y1 * 4, FACE.x2 * 4, FACE.y2 * 4)
+    big = panel_layout(2048, 2048, box)
     assert big.width == pytest.approx(4 * small.width, rel=0.15)
     assert big.height == pytest.approx(4 * small.height, rel=0.15)
-    img = np.zeros((2048, 2048, 3), np.uint8)
-    draw_va_bars(img, Box(716, 332, 1068, 684), -0.3, 0.8, "derived")
-    assert img.any()
+    before = cv2.resize(astronaut_bgr, (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    img = before.copy()
+    draw_va_bars(img, box, -0.3, 0.8, "derived")
+    assert inside_panel_only(before, img, big)
+    assert has_colour(img, RED) and has_colour(img, TENSE)  # negative valence, positive arousal
 
 
 @pytest.mark.parametrize(
@@ -99,12 +117,37 @@ def test_right_edge_face_gets_the_panel_on_its_left() -> None:
     assert lay.x2 <= box.x1
 
 
-def test_tiny_images_and_odd_values_do_not_crash() -> None:
-    tiny = np.full((30, 40, 3), 128, np.uint8)
-    draw_va_bars(tiny, Box(5, 5, 25, 25), 0.4, -0.2, "derived")
-    img = np.zeros((300, 400, 3), np.uint8)
-    draw_va_bars(img, Box(10, 10, 60, 60), float("nan"), float("inf"), "model")
-    draw_va_bars(img, Box(10, 150, 60, 200), 99.0, -99.0, "model")  # far beyond the axis: bars pinned
+def test_a_tiny_image_gets_a_panel_clipped_to_it(astronaut_bgr: np.ndarray) -> None:
+    before = cv2.resize(astronaut_bgr, (40, 30), interpolation=cv2.INTER_AREA)
+    img = before.copy()
+    box = Box(14, 5, 21, 12)  # the astronaut's face, scaled down with the image
+    draw_va_bars(img, box, 0.4, -0.2, "derived")
+    lay = panel_layout(40, 30, box)
+    assert lay.width > 40 or lay.height > 30  # the readable minimum is larger than the image
+    assert inside_panel_only(before, img, lay)
+
+
+def test_values_that_are_not_numbers_draw_no_bar(astronaut_bgr: np.ndarray) -> None:
+    img = astronaut_bgr.copy()
+    draw_va_bars(img, FACE, float("nan"), float("inf"), "model")
+    lay = panel_layout(512, 512, FACE)
+    assert inside_panel_only(astronaut_bgr, img, lay)
+    panel = img[lay.y1 : lay.y2, lay.x1 : lay.x2]
+    assert not any(has_colour(panel, c) for c in (GREEN, RED, TENSE, CALM))  # tracks only, no fill
+
+
+def test_values_beyond_the_axis_are_pinned_to_its_end(astronaut_bgr: np.ndarray) -> None:
+    far, end = astronaut_bgr.copy(), astronaut_bgr.copy()
+    draw_va_bars(far, FACE, 99.0, -99.0, "model")
+    draw_va_bars(end, FACE, 4.5, -4.5, "model")  # the axis limit
+    lay = panel_layout(512, 512, FACE)
+    assert inside_panel_only(astronaut_bgr, far, lay)
+    for colour in (GREEN, CALM):  # valence fills right, arousal fills down, as far as at the limit and no further
+        assert np.array_equal(colour_mask(far, colour), colour_mask(end, colour))
+        assert colour_mask(far, colour).any()
+    green = np.nonzero(colour_mask(far, GREEN))[1]
+    assert green.max() - green.min() + 1 >= lay.bar // 2 - 2  # half the bar, less the zero line and the border
+    assert changed(far, end).any()  # the value text differs ("> +99.00" against "+4.50")
 
 
 def test_bad_arguments_are_refused() -> None:

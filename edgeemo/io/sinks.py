@@ -1,4 +1,4 @@
-"""Atomic writers: a reader never sees a half-written JSON, CSV, image or video file.
+"""Atomic writers: a reader never sees a half-written JSON, CSV, image, plot or video file.
 
 Each writer writes a temporary file in the destination folder, flushes and fsyncs it, then moves it over the
 destination with :func:`os.replace` (atomic on POSIX and Windows within one file system). Temporary files get
@@ -132,6 +132,12 @@ def write_image_atomic(path: str | os.PathLike[str], image: np.ndarray, params: 
         raise InputError(f"{dest}: OpenCV cannot encode an image as {dest.suffix!r}")
     with atomic_open(dest, "wb") as f:
         f.write(buf.tobytes())
+
+
+def write_figure_atomic(path: str | os.PathLike[str], figure: Any, fmt: str) -> None:
+    """Save a matplotlib figure (anything with ``savefig(file, format=...)``) as ``fmt`` atomically."""
+    with atomic_open(path, "wb") as f:
+        figure.savefig(f, format=fmt)
 
 
 def read_csv_rows(path: str | os.PathLike[str]) -> tuple[list[str], list[list[str]]]:

@@ -1,3 +1,3 @@
-"""Drawing results: colours (:mod:`.style`), placement (:mod:`.layout`), boxes and tabs (:mod:`.annotate`),
-valence/arousal bars (:mod:`.va_bars`), the emotion timeline (:mod:`.timeline`) and the circumplex plot
-(:mod:`.circumplex`)."""
+"""Drawing results: the look shared by everything drawn (:mod:`.style`), placement (:mod:`.layout`), boxes and
+tabs (:mod:`.annotate`), valence/arousal bars (:mod:`.va_bars`), matplotlib figures (:mod:`.figure`), the emotion
+timeline (:mod:`.timeline`) and the circumplex plot (:mod:`.circumplex`)."""

@@ -9,21 +9,34 @@ timeline's (:mod:`edgeemo.render.style`), so the picture and the plots read alik
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
 import numpy as np
 
-from edgeemo.render.layout import FONT, FrameLayout, Tab, layout_frame, scale_for
-from edgeemo.render.style import emotion_bgr
+from edgeemo.render.layout import FrameLayout, PanelSide, Tab, TabSide, layout_frame
+from edgeemo.render.style import (
+    BGR,
+    BLACK,
+    NO_FACES_TEXT,
+    NOTE_FILL,
+    NOTICE_COLOUR,
+    SKIPPED_COLOUR,
+    emotion_bgr,
+    ink_on,
+    line_width,
+    put_text,
+    scale_for,
+    text_size,
+)
 from edgeemo.render.va_bars import draw_va_panel
 from edgeemo.results import FaceResult, FrameResult
 
-VaBars = Literal["auto", "always", "never"]
-NOTICE_COLOUR = (0, 0, 255)
-SKIPPED_COLOUR = (128, 128, 128)
-NO_FACES_TEXT = "No faces detected"
+VaBars = Literal["auto", "always", "never"]  # the --va-bars choices
 VA_BARS_AUTO_MAX_FACES = 2
+# How long the sides of a missed track are kept: far longer than the tracker keeps a missed track by default.
+SIDE_MEMORY_FRAMES = 300
 
 
 def annotate(image: np.ndarray, result: FrameResult, *, copy: bool = True, va_bars: VaBars = "auto") -> np.ndarray:
@@ -40,28 +53,43 @@ def annotate(image: np.ndarray, result: FrameResult, *, copy: bool = True, va_ba
 
 class VideoAnnotator:
     """Draws the frames of one video run so annotations stay put: ``auto`` is decided once for the run (a panel
-    wherever one fits, never by the frame's face count), and each track keeps the sides its tab and panel had."""
+    wherever one fits, never by the frame's face count), and each track keeps the sides its tab and panel had,
+    also after frames where it was missed (for up to :data:`SIDE_MEMORY_FRAMES` frames)."""
 
     def __init__(self, va_bars: VaBars = "auto") -> None:
         self.va_bars: VaBars = "always" if va_bars == "auto" else va_bars
-        self._sides: dict[int, tuple[str, str | None]] = {}
+        self._sides: dict[int, _Sides] = {}
+        self._frames = 0
 
     def __call__(self, image: np.ndarray, result: FrameResult) -> np.ndarray:
         """Draw ``result`` on ``image`` in place (the decoded frame is not used after inference)."""
         out = _canvas(image, copy=False)
         h, w = out.shape[:2]
+        render(out, result, self.layout(w, h, result))
+        return out
+
+    def layout(self, width: int, height: int, result: FrameResult) -> FrameLayout:
+        """The layout of the run's next frame ``result``; each track's sides are remembered for the frames after."""
         prev = [self._sides.get(f.track_id) if f.track_id is not None else None for f in result.faces]
         lay = frame_layout(
-            w, h, result, self.va_bars,
-            prefer_tab=[p[0] if p else None for p in prev], prefer_panel=[p[1] if p else None for p in prev],
+            width, height, result, self.va_bars,
+            prefer_tab=[p.tab if p else None for p in prev], prefer_panel=[p.panel if p else None for p in prev],
         )  # fmt: skip
-        self._sides = {
-            f.track_id: (fl.tab.side, fl.panel_side or (p[1] if p else None))
-            for f, fl, p in zip(result.faces, lay.faces, prev)
-            if f.track_id is not None
-        }
-        render(out, result, lay)
-        return out
+        for f, fl, p in zip(result.faces, lay.faces, prev):
+            if f.track_id is not None:
+                panel = fl.panel_side or (p.panel if p else None)  # a panel skipped for room keeps its side
+                self._sides[f.track_id] = _Sides(fl.tab.side, panel, self._frames)  # type: ignore[arg-type]
+        self._frames += 1
+        if len(self._sides) > len(result.faces):
+            self._sides = {t: s for t, s in self._sides.items() if self._frames - s.seen <= SIDE_MEMORY_FRAMES}
+        return lay
+
+
+@dataclass(frozen=True, slots=True)
+class _Sides:
+    tab: TabSide
+    panel: PanelSide | None
+    seen: int  # the run's frame number where the track was last drawn
 
 
 def frame_layout(
@@ -69,8 +97,8 @@ def frame_layout(
     height: int,
     result: FrameResult,
     va_bars: VaBars = "auto",
-    prefer_tab: list[str | None] | None = None,
-    prefer_panel: list[str | None] | None = None,
+    prefer_tab: list[TabSide | None] | None = None,
+    prefer_panel: list[PanelSide | None] | None = None,
 ) -> FrameLayout:
     """The layout :func:`annotate` draws for ``result`` on a ``width`` x ``height`` image."""
     faces = result.faces
@@ -108,10 +136,10 @@ def render(out: np.ndarray, result: FrameResult, lay: FrameLayout) -> None:
         cv2.rectangle(out, (r.x1, r.y1), (r.x2 - 1, r.y2 - 1), colour, thick)  # axis-aligned: crisp, no AA
         _tab(out, fl.tab, colour)
     if lay.note is not None:
-        _tab(out, lay.note, (40, 40, 40))
+        _tab(out, lay.note, NOTE_FILL)
 
 
-def face_colour(fr: FaceResult) -> tuple[int, int, int]:
+def face_colour(fr: FaceResult) -> BGR:
     """BGR colour of a face's predicted emotion (the timeline's colour for it)."""
     names = [n for n, _ in fr.prediction.probabilities]
     label = fr.prediction.label
@@ -124,12 +152,10 @@ def label_text(fr: FaceResult, number: int) -> str:
     return f"#{fr.track_id if fr.track_id is not None else number} {p.label} {p.confidence:.0%}"
 
 
-def _tab(out: np.ndarray, tab: Tab, fill: tuple[int, int, int]) -> None:
+def _tab(out: np.ndarray, tab: Tab, fill: BGR) -> None:
     r = tab.rect
     cv2.rectangle(out, (r.x1, r.y1), (r.x2 - 1, r.y2 - 1), fill, cv2.FILLED)
-    luma = 0.114 * fill[0] + 0.587 * fill[1] + 0.299 * fill[2]
-    ink = (0, 0, 0) if luma > 150 else (255, 255, 255)  # dark text on light colours (happy's amber)
-    cv2.putText(out, tab.text, tab.origin, FONT, tab.font_scale, ink, tab.thickness, cv2.LINE_AA)
+    put_text(out, tab.text, tab.origin, tab.font_scale, ink_on(fill), tab.thickness)
 
 
 def _canvas(image: np.ndarray, copy: bool) -> np.ndarray:
@@ -140,11 +166,11 @@ def _canvas(image: np.ndarray, copy: bool) -> np.ndarray:
 
 def _notice(out: np.ndarray, text: str, s: float) -> None:
     font_scale = 0.8 * s
-    thick = max(1, round(2 * s))
-    (_tw, th), _ = cv2.getTextSize(text, FONT, font_scale, thick)
+    thick = line_width(2 * s)
+    (_tw, th), _ = text_size(text, font_scale, thick)
     org = (round(10 * s), round(10 * s) + th)
-    cv2.putText(out, text, org, FONT, font_scale, (0, 0, 0), thick + max(2, round(2 * s)), cv2.LINE_AA)
-    cv2.putText(out, text, org, FONT, font_scale, NOTICE_COLOUR, thick, cv2.LINE_AA)
+    put_text(out, text, org, font_scale, BLACK, thick + max(2, round(2 * s)))  # outline: reads on any background
+    put_text(out, text, org, font_scale, NOTICE_COLOUR, thick)
 
 
 def _pt(x: float, y: float) -> tuple[int, int]:

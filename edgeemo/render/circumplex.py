@@ -11,8 +11,7 @@ Panels follow the timeline's rule (:func:`edgeemo.render.timeline.plotted_tracks
 are left out and at most :data:`~edgeemo.render.timeline.MAX_PLOTTED_TRACKS` panels (the longest) are drawn; a line
 under the panels says how many were left out.
 
-matplotlib is imported lazily (the "plot" extra) and only through its object API, never pyplot, so plotting
-from a worker thread leaves no global state behind.
+matplotlib (the "plot" extra) is used through :mod:`edgeemo.render.figure`.
 """
 
 from __future__ import annotations
@@ -23,12 +22,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgeemo.errors import InputError, MissingDependencyError
+from edgeemo.errors import InputError
 from edgeemo.io.sinks import output_error
-from edgeemo.render.timeline import MAX_PLOTTED_TRACKS, plotted_tracks, save_figure
+from edgeemo.render.figure import new_figure, save_figure
+from edgeemo.render.style import AROUSAL_LABEL, VA_SOURCES, VALENCE_LABEL
+from edgeemo.render.timeline import MAX_PLOTTED_TRACKS, plotted_tracks
+from edgeemo.results import VASource
 from edgeemo.va import AXIS_LIMIT, CENTROIDS, axis_limit, centroid_table
 
-Row = tuple[float | None, int | None, float | None, float | None, str | None]
+Row = tuple[float | None, int | None, float | None, float | None, VASource | None]
 
 _COLUMNS = 3
 
@@ -48,7 +50,6 @@ def plot_circumplex(
     cannot say anything and :class:`InputError` is raised. Short tracks and panels past ``max_panels`` are left
     out (see the module notes).
     """
-    figure_cls, canvas_cls = _matplotlib()
     everything, timed = _group(rows)
     if not everything:
         raise InputError(f"{out_path}: no rows with valence, arousal and va_source to plot")
@@ -61,10 +62,9 @@ def plot_circumplex(
     n = len(groups)
     cols = min(n, _COLUMNS)
     nrows = math.ceil(n / cols)
-    # Fixed margins instead of a constrained layout, which took most of the drawing time with several panels.
+    # Fixed margins, not a constrained layout: that layout engine is slow with several panels (docs/benchmarks.md).
     w, h = 4.6 * cols + 1.0, 4.4 * nrows + 0.9
-    fig = figure_cls(figsize=(w, h), dpi=110)
-    canvas_cls(fig)
+    fig = new_figure("the circumplex plot", figsize=(w, h), dpi=110)
     fig.suptitle(title, y=1 - 0.18 / h)
     fig.subplots_adjust(left=0.75 / w, right=1 - 1.35 / w, bottom=0.75 / h, top=1 - 0.55 / h, wspace=0.35, hspace=0.3)
     axes = fig.subplots(nrows, cols, squeeze=False)
@@ -90,15 +90,6 @@ def plot_circumplex(
         raise output_error(out, exc, "cannot write the circumplex plot") from exc
     save_figure(fig, out)
     return out
-
-
-def _matplotlib() -> tuple[Any, Any]:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise MissingDependencyError("the circumplex plot", "plot", str(exc)) from exc
-    return Figure, FigureCanvasAgg
 
 
 def _group(rows: Iterable[Row]) -> tuple[dict[tuple[int | None, str], list[tuple[float, float, float]]], bool]:
@@ -137,22 +128,21 @@ def _panel(
     limit = AXIS_LIMIT[source]
     ax.set_xlim(-limit, limit)
     ax.set_ylim(-limit, limit)
-    ticks = [-limit, -limit / 2, 0, limit / 2, limit]  # fixed ticks: tick layout was half the drawing time
+    ticks = [-limit, -limit / 2, 0, limit / 2, limit]  # fixed ticks: automatic tick layout is slow too
     ax.set_xticks(ticks)
     ax.set_yticks(ticks)
     ax.set_aspect("equal")
     ax.axhline(0, color="0.6", lw=0.8)
     ax.axvline(0, color="0.6", lw=0.8)
     ax.grid(True, color="0.92", lw=0.6)
-    ax.set_xlabel("Valence (-unpleasant / +pleasant)")
-    ax.set_ylabel("Arousal (-calm / +tense)")
+    ax.set_xlabel(VALENCE_LABEL)
+    ax.set_ylabel(AROUSAL_LABEL)
     name = "untracked" if track is None else f"track {track}"
-    scale = "model heads, axes +-4.5" if source == "model" else "derived estimate, axes +-1"
-    ax.set_title(f"{name} ({scale})", fontsize=9)
+    ax.set_title(f"{name} ({VA_SOURCES[source].caption}, axes +-{limit:g})", fontsize=9)  # type: ignore[index]
 
     # Reference centroids: true place on the derived scale, stretched to the axes on the model scale.
     stretch = limit / AXIS_LIMIT["derived"]
-    label = "class centroids" if source == "derived" else "class centroids (x4.5, orientation only)"
+    label = "class centroids" if source == "derived" else f"class centroids (x{stretch:g}, orientation only)"
     ax.scatter(table[:, 0] * stretch, table[:, 1] * stretch, marker="D", s=22, color="0.55", zorder=2, label=label)
     for cname, (cv, ca) in zip(names, table):
         ax.annotate(

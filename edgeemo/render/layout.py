@@ -13,23 +13,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
 
-import cv2
 import numpy as np
 
 from edgeemo.errors import InputError
+from edgeemo.render.style import image_scale, line_thickness, line_width, scale_for, text_size
 from edgeemo.render.va_bars import PanelLayout, moved, panel_gap, panel_size
 from edgeemo.results import Box
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-TAB_SIDES = ("below", "above", "below-right", "above-right", "inside")
-PANEL_SIDES = ("right", "left", "below", "above")
+TabSide = Literal["below", "above", "below-right", "above-right", "inside"]
+PanelSide = Literal["right", "left", "below", "above"]
+TAB_SIDES: tuple[TabSide, ...] = get_args(TabSide)  # in the order tried
+PANEL_SIDES: tuple[PanelSide, ...] = get_args(PanelSide)
 _TAB_TEXT_OF_FACE = 0.16  # text height as a share of the face height: readable, yet small beside the face
 _MIN_FONT = 0.35  # about 8 px high text: the smallest that still reads
 _MAX_FONT_PER_SCALE = 0.7  # at most the thesis's label size for the image
 _SHRINK = (1.0, 0.8, 0.64, 0.5)
-_REFERENCE_SIDE = 540.0  # the thesis drew thickness 2 on 960x540 frames
 T = TypeVar("T")
 
 
@@ -63,7 +63,7 @@ class Tab:
     font_scale: float
     thickness: int
     origin: tuple[int, int]
-    side: str
+    side: TabSide | Literal["corner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ class FaceLayout:
     box: Rect
     tab: Tab
     panel: PanelLayout | None = None
-    panel_side: str | None = None
+    panel_side: PanelSide | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +91,6 @@ def box_rect(box: Box) -> Rect:
     return Rect(*(math.floor(v + 0.5) for v in (box.x1, box.y1, box.x2, box.y2)))
 
 
-def scale_for(width: int, height: int) -> float:
-    """Drawing scale of an image: 1.0 for the thesis's 960x540, proportional to the shorter side."""
-    return max(0.5, min(width, height) / _REFERENCE_SIDE)
-
-
-def line_thickness(width: int, height: int) -> int:
-    """Box line width: the thesis's 2 px at 960x540, proportional to the shorter side."""
-    return max(1, round(2 * scale_for(width, height)))
-
-
 def layout_frame(
     width: int,
     height: int,
@@ -109,8 +99,8 @@ def layout_frame(
     *,
     panels: Sequence[bool] = (),
     obstacles: Sequence[Box] = (),
-    prefer_tab: Sequence[str | None] = (),
-    prefer_panel: Sequence[str | None] = (),
+    prefer_tab: Sequence[TabSide | None] = (),
+    prefer_panel: Sequence[PanelSide | None] = (),
 ) -> FrameLayout:
     """Place a tab per face (``texts[i]`` for ``boxes[i]``) and a panel for faces with ``panels[i]`` true.
 
@@ -164,19 +154,19 @@ def _cover(r: Rect, blocked: np.ndarray) -> int:
     return int((np.maximum(w, 0) * np.maximum(h, 0)).sum())
 
 
-def _ordered(sides: tuple[str, ...], first: str | None) -> tuple[str, ...]:
+def _ordered(sides: tuple[T, ...], first: T | None) -> tuple[T, ...]:
     return (first, *(s for s in sides if s != first)) if first in sides else sides
 
 
 def _tab_font(width: int, height: int, face: Rect) -> float:
     """Font scale whose text is a fixed share of the face height, within readable and image-based bounds."""
-    text_h = cv2.getTextSize("Ag", FONT, 1.0, 1)[0][1]
+    text_h = text_size("Ag", 1.0, 1)[0][1]
     cap = _MAX_FONT_PER_SCALE * scale_for(width, height)
     return max(_MIN_FONT, min(cap, _TAB_TEXT_OF_FACE * face.height / text_h))
 
 
 def _place_tab(
-    width: int, height: int, face: Rect, text: str, thick: int, blocked: np.ndarray, prefer: str | None
+    width: int, height: int, face: Rect, text: str, thick: int, blocked: np.ndarray, prefer: TabSide | None
 ) -> Tab:
     base_font = _tab_font(width, height, face)
     best: tuple[int, Tab] | None = None
@@ -198,10 +188,10 @@ def _place_tab(
     return best[1]
 
 
-def _tab_at(width: int, height: int, face: Rect, text: str, font: float, thick: int, side: str) -> Tab:
+def _tab_at(width: int, height: int, face: Rect, text: str, font: float, thick: int, side: TabSide) -> Tab:
     """The tab on ``side`` of ``face``, shifted sideways into the image (it may still cross the top or bottom)."""
-    text_thick = max(1, round(2 * font))
-    (tw, th), base = cv2.getTextSize(text, FONT, font, text_thick)
+    text_thick = line_width(2 * font)
+    (tw, th), base = text_size(text, font, text_thick)
     pad = max(2, round(5 * font))
     tab_w, tab_h = tw + 2 * pad, th + base + 2 * pad
     left = face.x1 - thick // 2 if not side.endswith("right") else face.x2 + thick // 2 - tab_w
@@ -220,7 +210,7 @@ def _tab_at(width: int, height: int, face: Rect, text: str, font: float, thick: 
 
 def _place_note(width: int, height: int, text: str, blocked: np.ndarray) -> Tab | None:
     """A small tab in the first image corner where it covers nothing, else None."""
-    font = max(_MIN_FONT, 0.35 * min(width, height) / _REFERENCE_SIDE)
+    font = max(_MIN_FONT, 0.35 * image_scale(width, height))
     corner = _tab_at(width, height, Rect(0, 0, 0, 0), text, font, 0, "below")
     w, h = corner.rect.width, corner.rect.height
     dx, dy = corner.origin[0] - corner.rect.x1, corner.origin[1] - corner.rect.y1
@@ -232,8 +222,8 @@ def _place_note(width: int, height: int, text: str, blocked: np.ndarray) -> Tab 
 
 
 def _place_panel(
-    width: int, height: int, box: Box, face: Rect, tab: Rect, blocked: np.ndarray, prefer: str | None
-) -> tuple[PanelLayout, str] | None:
+    width: int, height: int, box: Box, face: Rect, tab: Rect, blocked: np.ndarray, prefer: PanelSide | None
+) -> tuple[PanelLayout, PanelSide] | None:
     # below/above go past the face's own tab, so a tab under the face does not rule out a panel under it
     with_tab = Rect(min(face.x1, tab.x1), min(face.y1, tab.y1), max(face.x2, tab.x2), max(face.y2, tab.y2))
     for shrink in _SHRINK:
@@ -248,7 +238,7 @@ def _place_panel(
     return None
 
 
-def _panel_origin(side: str, face: Rect, size: PanelLayout, gap: int, width: int, height: int) -> tuple[int, int]:
+def _panel_origin(side: PanelSide, face: Rect, size: PanelLayout, gap: int, width: int, height: int) -> tuple[int, int]:
     if side in ("right", "left"):
         x = face.x2 + gap if side == "right" else face.x1 - gap - size.width
         y = min(max(face.y1, 0), max(0, height - size.height))

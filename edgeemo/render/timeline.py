@@ -12,23 +12,21 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from edgeemo.errors import InputError, MissingDependencyError, printable
-from edgeemo.io.sinks import atomic_open, write_csv_atomic
-from edgeemo.render.style import emotion_colour
+from edgeemo.errors import InputError
+from edgeemo.io.sinks import write_csv_atomic
+from edgeemo.render.figure import new_figure, save_figure
+from edgeemo.render.style import NO_FACES_TEXT, emotion_colour
 from edgeemo.results import FrameResult
 
 log = logging.getLogger(__name__)
 
-# What matplotlib's Agg canvas writes, by file suffix (checked before a run, so a typo fails at once).
-PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp",
-                ".tif": "tiff", ".tiff": "tiff", ".eps": "eps", ".ps": "ps"}  # fmt: skip
 # Which tracks get a panel in the timeline and the circumplex: a track seen in fewer frames is a detector
 # flicker or a face passing by, and a figure with more panels than this is unreadable. The CSV keeps every track.
 MIN_TRACK_FRAMES = 5
@@ -79,10 +77,6 @@ class Timeline:
                     va_source=p.va_source,
                 )
             )
-
-    def extend(self, frames: Iterable[FrameResult]) -> None:
-        for f in frames:
-            self.add(f)
 
     @property
     def has_va(self) -> bool:
@@ -137,13 +131,6 @@ class Timeline:
         dpi: int = 110,
     ) -> Path:
         """Draw the timeline PNG (or any format matplotlib infers from the suffix); returns the path."""
-        try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-            from matplotlib.patches import Patch
-            from matplotlib.ticker import FuncFormatter, MultipleLocator
-        except ImportError as exc:
-            raise MissingDependencyError("the emotion timeline plot", "plot", str(exc)) from exc
         path = Path(path)
         classes = self.classes
         tracks = self._tracks_to_plot(max_tracks)
@@ -151,8 +138,10 @@ class Timeline:
         n = max(1, len(tracks))
         lane_h = max(1.6, 0.28 * max(1, len(classes)))
         heights = [lane_h, 1.6] * n
-        fig = Figure(figsize=(12, sum(heights) + 1.2), dpi=dpi, layout="constrained")
-        FigureCanvasAgg(fig)
+        fig = new_figure("the emotion timeline plot", figsize=(12, sum(heights) + 1.2), dpi=dpi, layout="constrained")
+        from matplotlib.patches import Patch  # present: new_figure imported matplotlib
+        from matplotlib.ticker import FuncFormatter, MultipleLocator
+
         fig.suptitle(title, fontsize=14)
         end = max(self.duration, grid_step if not self.rows else 0.0, 1.0)
         step = _minor_step(end, grid_step)
@@ -160,7 +149,7 @@ class Timeline:
         axes = fig.subplots(2 * n, 1, sharex=True, gridspec_kw={"height_ratios": heights}) if classes else []
         if not classes:
             ax = fig.add_subplot(1, 1, 1)
-            ax.text(0.5, 0.5, "No faces detected", ha="center", va="center", fontsize=14, color="#b00")
+            ax.text(0.5, 0.5, NO_FACES_TEXT, ha="center", va="center", fontsize=14, color="#b00")
             ax.set_axis_off()
         for ti, tid in enumerate(tracks):
             lanes, areas = axes[2 * ti], axes[2 * ti + 1]
@@ -224,24 +213,6 @@ def plotted_tracks(
     kept = [k for k in ranked if lengths[k] >= min_frames][:max_tracks] or ranked[:1]
     chosen = set(kept)
     return [k for k in lengths if k in chosen]
-
-
-def plot_format(path: str | os.PathLike[str]) -> str:
-    """The matplotlib format of a plot file from its suffix; :class:`InputError` for a suffix it cannot write."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in PLOT_FORMATS:
-        raise InputError(
-            f"{printable(str(path))}: cannot draw a plot as {suffix or 'a file without suffix'!r} "
-            f"(use {', '.join(PLOT_FORMATS)})"
-        )
-    return PLOT_FORMATS[suffix]
-
-
-def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
-    """Save a matplotlib figure atomically (temporary file beside ``path``, then renamed)."""
-    fmt = plot_format(path)
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format=fmt)
 
 
 def _frame_interval(t: np.ndarray) -> float:

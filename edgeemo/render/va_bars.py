@@ -21,24 +21,27 @@ import cv2
 import numpy as np
 
 from edgeemo.errors import InputError
+from edgeemo.render.style import (
+    AROUSAL_LABEL,
+    BAR_TRACK,
+    BGR,
+    CALM,
+    GREY,
+    NEGATIVE_VALENCE,
+    POSITIVE_VALENCE,
+    TENSE,
+    VA_SOURCES,
+    VALENCE_LABEL,
+    WHITE,
+    image_scale,
+    line_width,
+    put_text,
+    text_size,
+)
 from edgeemo.results import Box
-from edgeemo.va import axis_limit
+from edgeemo.va import AXIS_LIMIT, axis_limit
 
-VALENCE_LABEL = "Valence (-unpleasant / +pleasant)"
-AROUSAL_LABEL = "Arousal (-calm / +tense)"
-HEADER = {"model": "VA: model", "derived": "VA: derived estimate"}
-
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
-_REFERENCE_SIDE = 540.0  # an image whose shorter side is this many pixels is drawn at unit scale
 MIN_UNIT = 0.8  # below this the text is unreadable
-_WHITE = (255, 255, 255)
-_GREY = (170, 170, 170)
-_TRACK = (70, 70, 70)
-_HEADER_COLOUR = {"model": (255, 255, 255), "derived": (80, 220, 255)}  # derived: amber, to stand out
-_POSITIVE_VALENCE = (60, 200, 60)
-_NEGATIVE_VALENCE = (60, 60, 230)
-_TENSE = (0, 140, 255)
-_CALM = (230, 170, 40)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,20 +72,20 @@ class _Metrics:
     line: int  # height of one text line incl. spacing
     bar_thick: int
     text_w: int
-    label_w: int  # an axis end label ("+4.5")
+    label_w: int  # the widest axis end label ("+4.5")
     value_w: int  # the widest value text
 
 
 @lru_cache(maxsize=64)  # a video asks for the same few units every frame
 def _metrics(unit: float) -> _Metrics:
     font = 0.42 * unit
-    thick = max(1, round(unit))
-    (tw, th), base = cv2.getTextSize(VALENCE_LABEL, _FONT, font, thick)
-    (hw, _), _ = cv2.getTextSize(HEADER["derived"], _FONT, font, thick)
+    thick = line_width(unit)
+    (tw, th), base = text_size(VALENCE_LABEL, font, thick)
+    hw = max(text_size(look.header, font, thick)[0][0] for look in VA_SOURCES.values())
     pad = max(2, round(6 * unit))
     line = th + base + max(2, round(5 * unit))
-    label_w = cv2.getTextSize("+4.5", _FONT, font * 0.85, thick)[0][0]
-    value_w = cv2.getTextSize("> +00.00", _FONT, font, thick)[0][0]
+    label_w = max(text_size(f"+{limit:g}", font * 0.85, thick)[0][0] for limit in AXIS_LIMIT.values())
+    value_w = text_size("> +00.00", font, thick)[0][0]
     return _Metrics(font, thick, pad, line, max(3, round(9 * unit)), max(tw, hw), label_w, value_w)
 
 
@@ -93,7 +96,7 @@ def panel_size(width: int, height: int, box: Box, shrink: float = 1.0) -> PanelL
         raise InputError(f"cannot draw valence/arousal bars on an empty {width}x{height} image")
     if not all(math.isfinite(v) for v in (box.x1, box.y1, box.x2, box.y2)):
         raise InputError(f"cannot place valence/arousal bars beside a non-finite face box {box}")
-    unit = max(MIN_UNIT, shrink * min(width, height) / _REFERENCE_SIDE)
+    unit = max(MIN_UNIT, shrink * image_scale(width, height))
     m = _metrics(unit)
     bar = round(min(max(1.2 * shrink * box.height, 70 * unit), 130 * unit))
     panel_w = 2 * m.pad + max(m.text_w, 2 * m.label_w + bar + 2 * m.pad + m.value_w)
@@ -151,40 +154,41 @@ def draw_va_panel(image: np.ndarray, lay: PanelLayout, valence: float, arousal: 
     if cx2 > cx1 and cy2 > cy1:
         roi = image[cy1:cy2, cx1:cx2]
         roi[:] = (roi.astype(np.uint16) * 3 // 10).astype(np.uint8)
-        cv2.rectangle(image, (lay.x1, lay.y1), (lay.x2 - 1, lay.y2 - 1), _GREY, 1)
+        cv2.rectangle(image, (lay.x1, lay.y1), (lay.x2 - 1, lay.y2 - 1), GREY, 1)
 
     x0 = lay.x1 + m.pad
     y = lay.y1 + m.pad + m.line - m.pad // 2
-    _text(image, HEADER[source], (x0, y), m, _HEADER_COLOUR[source])
+    look = VA_SOURCES[source]  # type: ignore[index]
+    _text(image, look.header, (x0, y), m, look.header_colour)
     y += m.line
-    _text(image, VALENCE_LABEL, (x0, y), m, _WHITE)
+    _text(image, VALENCE_LABEL, (x0, y), m, WHITE)
 
     # Valence: horizontal bar with "-L" and "+L" at its ends and the value on the right.
     small = m.font * 0.85
     ends = (f"-{limit:g}", f"+{limit:g}")
-    end_w = cv2.getTextSize(ends[1], _FONT, small, m.thick)[0][0]
+    end_w = text_size(ends[1], small, m.thick)[0][0]
     bx1 = x0 + end_w + m.pad // 2
     bx2 = bx1 + lay.bar
     by1 = y + m.pad
     by2 = by1 + m.bar_thick
     mid_y = (by1 + by2) // 2
-    _text(image, ends[0], (x0, mid_y + m.line // 4), m, _GREY, small)
-    _text(image, ends[1], (bx2 + m.pad // 2, mid_y + m.line // 4), m, _GREY, small)
-    _bar(image, (bx1, by1, bx2, by2), valence, limit, horizontal=True, colours=(_POSITIVE_VALENCE, _NEGATIVE_VALENCE))
-    _text(image, _value_text(valence, limit), (bx2 + end_w + m.pad, mid_y + m.line // 4), m, _WHITE)
+    _text(image, ends[0], (x0, mid_y + m.line // 4), m, GREY, small)
+    _text(image, ends[1], (bx2 + m.pad // 2, mid_y + m.line // 4), m, GREY, small)
+    _bar(image, (bx1, by1, bx2, by2), valence, limit, horizontal=True, colours=(POSITIVE_VALENCE, NEGATIVE_VALENCE))
+    _text(image, _value_text(valence, limit), (bx2 + end_w + m.pad, mid_y + m.line // 4), m, WHITE)
 
     y = by2 + m.line
-    _text(image, AROUSAL_LABEL, (x0, y), m, _WHITE)
+    _text(image, AROUSAL_LABEL, (x0, y), m, WHITE)
 
     # Arousal: vertical bar, "+L" above, "-L" below, value to its right at the zero line.
     ax1 = x0 + end_w // 2
     ax2 = ax1 + m.bar_thick
     ay1 = y + m.line
     ay2 = ay1 + lay.bar
-    _text(image, ends[1], (x0, ay1 - m.pad // 2), m, _GREY, small)
-    _text(image, ends[0], (x0, ay2 + m.line - m.pad // 2), m, _GREY, small)
-    _bar(image, (ax1, ay1, ax2, ay2), arousal, limit, horizontal=False, colours=(_TENSE, _CALM))
-    _text(image, _value_text(arousal, limit), (ax2 + m.pad, (ay1 + ay2) // 2 + m.line // 4), m, _WHITE)
+    _text(image, ends[1], (x0, ay1 - m.pad // 2), m, GREY, small)
+    _text(image, ends[0], (x0, ay2 + m.line - m.pad // 2), m, GREY, small)
+    _bar(image, (ax1, ay1, ax2, ay2), arousal, limit, horizontal=False, colours=(TENSE, CALM))
+    _text(image, _value_text(arousal, limit), (ax2 + m.pad, (ay1 + ay2) // 2 + m.line // 4), m, WHITE)
 
 
 def _check_image(image: np.ndarray) -> None:
@@ -199,11 +203,11 @@ def _bar(
     value: float,
     limit: float,
     horizontal: bool,
-    colours: tuple[tuple[int, int, int], tuple[int, int, int]],
+    colours: tuple[BGR, BGR],
 ) -> None:
     """A track with a zero line; filled from zero towards ``value`` (clipped to the axis)."""
     x1, y1, x2, y2 = rect
-    cv2.rectangle(image, (x1, y1), (x2, y2), _TRACK, -1)
+    cv2.rectangle(image, (x1, y1), (x2, y2), BAR_TRACK, -1)
     if math.isfinite(value) and value != 0:
         frac = max(-1.0, min(1.0, value / limit))
         colour = colours[0] if frac > 0 else colours[1]
@@ -215,13 +219,13 @@ def _bar(
             zero = (y1 + y2) // 2
             end = zero - round(frac * (y2 - y1) / 2)
             cv2.rectangle(image, (x1, min(zero, end)), (x2, max(zero, end)), colour, -1)
-    cv2.rectangle(image, (x1, y1), (x2, y2), _GREY, 1)
+    cv2.rectangle(image, (x1, y1), (x2, y2), GREY, 1)
     if horizontal:
         zero = (x1 + x2) // 2
-        cv2.line(image, (zero, y1 - 2), (zero, y2 + 2), _WHITE, 1)
+        cv2.line(image, (zero, y1 - 2), (zero, y2 + 2), WHITE, 1)
     else:
         zero = (y1 + y2) // 2
-        cv2.line(image, (x1 - 2, zero), (x2 + 2, zero), _WHITE, 1)
+        cv2.line(image, (x1 - 2, zero), (x2 + 2, zero), WHITE, 1)
 
 
 def _value_text(value: float, limit: float) -> str:
@@ -235,7 +239,7 @@ def _text(
     text: str,
     org: tuple[int, int],
     m: _Metrics,
-    colour: tuple[int, int, int],
+    colour: BGR,
     font: float | None = None,
 ) -> None:
-    cv2.putText(image, text, org, _FONT, m.font if font is None else font, colour, m.thick, cv2.LINE_AA)
+    put_text(image, text, org, m.font if font is None else font, colour, m.thick)

@@ -41,7 +41,8 @@ import numpy as np
 
 from edgeemo.errors import DecodeError, EdgeemoError, InputError, printable
 from edgeemo.io.sinks import AtomicFile, output_error, prepare_outputs
-from edgeemo.render.timeline import Timeline, plot_format
+from edgeemo.render.figure import plot_format
+from edgeemo.render.timeline import Timeline
 from edgeemo.results import Face, FrameResult
 from edgeemo.runtime.session import usable_cores
 from edgeemo.video.reader import (
