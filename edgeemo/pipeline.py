@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -299,12 +300,15 @@ class Pipeline:
 
     # -- lifetime ---------------------------------------------------------------------------------------------
 
-    def video_session(self, options: VideoOptions | None = None, **overrides: Any) -> VideoSession:
+    def video_session(
+        self, options: VideoOptions | None = None, *, executor: Executor | None = None, **overrides: Any
+    ) -> VideoSession:
         """Video mode: frames with timestamps in, tracked (stable ids) and smoothed results out.
 
         ``options`` default to :class:`~edgeemo.video.options.VideoOptions`; keyword ``overrides`` (e.g.
-        ``detect_every=2``) replace single fields."""
-        return VideoSession(self, options, **overrides)
+        ``detect_every=2``) replace single fields. With an ``executor`` detections run on it, ahead of the frames
+        being finished (:meth:`VideoSession.submit`)."""
+        return VideoSession(self, options, executor=executor, **overrides)
 
     def close(self) -> None:
         """Close the detector when this pipeline built it; afterwards only :meth:`classify_crops` still works."""

@@ -302,7 +302,7 @@ class VideoRun:
             raise InputError("an output video or live window needs an annotate function")
         self._ahead = detect_ahead_workers(self.options, pipeline, encoding)
         pool = ThreadPoolExecutor(self._ahead, thread_name_prefix="edgeemo-detect") if self._ahead else None
-        self.session = VideoSession(pipeline, self.options, executor=pool)
+        self.session = pipeline.video_session(self.options, executor=pool)
         self._pool = pool
         self.reader = FrameReader(
             source,
