@@ -58,7 +58,8 @@ class VideoSession:
     score 0.0. With an ``executor`` detections run on it, ahead of the frames being finished. ``last_detect_s`` /
     ``last_infer_s`` hold the time the last finished frame spent in each step.
 
-    A frame is checked once, here (:meth:`submit`); the pipeline's steps then take it as checked.
+    A frame is checked once, here (:meth:`submit`); the pipeline's steps take it as checked (a detector still
+    checks its own input, as any public detector does).
     """
 
     def __init__(
