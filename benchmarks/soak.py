@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         outputs = VideoOutputs(jsonl=Path(tmp) / "faces.jsonl", csv=Path(tmp) / "faces.csv")
         with Pipeline(detector=args.detector) as pipe:
             samples.append((0, 0.0, rss_mib()))  # model and detector loaded
-            run = VideoRun(pipe, clip, outputs, VideoOptions(detect_every=args.detect_every))
 
             def progress(done: int, elapsed: float) -> None:
                 if done % args.every == 0:
@@ -112,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 if done >= args.frames:
                     run.stop()
 
-            run.progress = progress
+            run = VideoRun(pipe, clip, outputs, VideoOptions(detect_every=args.detect_every), progress=progress)
             summary = run.run()
             jsonl_lines = sum(1 for _ in outputs.jsonl.open())  # type: ignore[union-attr]
     frames = np.array([s[0] for s in samples[2:]], dtype=float)

@@ -40,8 +40,9 @@ from edgeemo.detectors import parse_detector_options
 from edgeemo.pipeline import Pipeline
 from edgeemo.render.annotate import annotate
 from edgeemo.runtime.session import SessionOptions
-from edgeemo.video.reader import FrameReader, VideoWriter
+from edgeemo.video.reader import FrameReader
 from edgeemo.video.run import VideoOptions, VideoOutputs, VideoRun, detect_ahead_workers
+from edgeemo.video.writer import VideoWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "1zlab_face.mp4"

@@ -10,7 +10,7 @@ Valence/arousal, in order of precedence per value:
    preprocessing *of the same crops* — it is never refused for that, and never fed a batch of the wrong shape.
 2. the classifier's own ``valence``/``arousal`` heads (a fused model);
 3. with ``derive_va``, an estimate from the class probabilities by :func:`edgeemo.va.derive_va`
-   (``va_source="derived"``), when that module is installed and knows the model's classes.
+   (``va_source="derived"``), when it knows the model's classes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -25,14 +26,17 @@ from typing import Any
 import numpy as np
 
 from edgeemo.detectors import DEFAULT_DETECTOR, Detector, create_detector
+from edgeemo.detectors._frames import check_frame
 from edgeemo.errors import EdgeemoError, InputError, ModelError
 from edgeemo.io.images import read_image
-from edgeemo.results import Face, FaceResult, FrameResult, Prediction, VASource
+from edgeemo.results import Face, FaceResult, FrameResult, Prediction, VASource, predictions
 from edgeemo.runtime.assets import DEFAULT_MODEL
 from edgeemo.runtime.crops import CropBatch, crop_faces, face_eyes, framing_override
 from edgeemo.runtime.model import EmotionModel
 from edgeemo.runtime.session import SessionOptions
 from edgeemo.runtime.spec import EMOTION_HEAD, Framing, InputSpec
+from edgeemo.va import derive_va
+from edgeemo.video.options import VideoOptions
 from edgeemo.video.session import VideoSession
 
 log = logging.getLogger(__name__)
@@ -63,12 +67,7 @@ def _same_input(a: InputSpec, b: InputSpec) -> bool:
 
 
 def _load_derive_va(classes: Sequence[str]) -> DeriveFn | None:
-    """edgeemo.va.derive_va when installed and able to map ``classes``; else None (logged once, not fatal)."""
-    try:
-        from edgeemo.va import derive_va
-    except ImportError:
-        log.debug("edgeemo.va is not available; no derived valence/arousal")
-        return None
+    """:func:`edgeemo.va.derive_va` when it can map ``classes``; else None (logged once, not fatal)."""
     probe = np.full((1, len(classes)), 1.0 / len(classes), dtype=np.float32)
     try:
         derive_va(probe, classes)
@@ -196,16 +195,25 @@ class Pipeline:
         """Whether the detector says it takes tens of ms of CPU a frame (see :class:`~edgeemo.detectors.Detector`)."""
         return bool(getattr(self.detector, "cpu_heavy", False))
 
+    # Each public method checks its frame once (check_frame) and hands it on to the private steps, which take
+    # checked frames; the video session checks at its own entry and calls the private steps too.
+
     def detect(self, frame: np.ndarray) -> list[Face]:
         """Faces of ``frame`` ordered left to right, as a reader numbers them (detectors order by score)."""
+        return self._detect(check_frame(frame))
+
+    def _detect(self, frame: np.ndarray) -> list[Face]:
         if self.detector is None:
             raise InputError("this pipeline has no detector (detector=None); use classify_crops()")
-        return sorted(self.detector.detect(_check_frame(frame)), key=lambda f: (f.box.x1 + f.box.x2, f.box.y1))
+        return sorted(self.detector.detect(frame), key=lambda f: (f.box.x1 + f.box.x2, f.box.y1))
 
     def crops(self, frame: np.ndarray, faces: Sequence[Face]) -> CropBatch:
         """Crops of ``faces`` with this pipeline's framing (degenerate boxes reported in ``skipped``)."""
+        return self._crops(check_frame(frame), faces)
+
+    def _crops(self, frame: np.ndarray, faces: Sequence[Face]) -> CropBatch:
         eyes = [face_eyes(f) for f in faces] if self.framing.align else None
-        return crop_faces(_check_frame(frame), [f.box for f in faces], self.framing, eyes)
+        return crop_faces(frame, [f.box for f in faces], self.framing, eyes)
 
     def run_image(
         self,
@@ -223,8 +231,8 @@ class Pipeline:
         if isinstance(image, (str, os.PathLike)):
             source = source if source is not None else os.fspath(image)
             image = read_image(image)
-        frame = _check_frame(image)
-        return self.classify_faces(frame, self.detect(frame), index=index, timestamp=timestamp, source=source)
+        frame = check_frame(image)
+        return self._classify(frame, self._detect(frame), index=index, timestamp=timestamp, source=source)
 
     def classify_faces(
         self,
@@ -237,10 +245,23 @@ class Pipeline:
         track_ids: Sequence[int | None] | None = None,
     ) -> FrameResult:
         """Classify given detections (e.g. after tracking); results keep the order and identity of ``faces``."""
-        frame = _check_frame(frame)
+        return self._classify(
+            check_frame(frame), faces, index=index, timestamp=timestamp, source=source, track_ids=track_ids
+        )
+
+    def _classify(
+        self,
+        frame: np.ndarray,
+        faces: Sequence[Face],
+        *,
+        index: int = 0,
+        timestamp: float | None = None,
+        source: str | None = None,
+        track_ids: Sequence[int | None] | None = None,
+    ) -> FrameResult:
         if track_ids is not None and len(track_ids) != len(faces):
             raise InputError(f"{len(track_ids)} track ids for {len(faces)} faces")
-        batch = self.crops(frame, faces)
+        batch = self._crops(frame, faces)
         for i, reason in batch.skipped:
             log.warning("%sface %d skipped: %s", f"{source}: " if source else "", i, reason)
         preds = self.classify_crops(batch.crops)
@@ -275,15 +296,19 @@ class Pipeline:
         if not va and self._derive is not None:
             va["valence"], va["arousal"] = self._derive(probs, self.classes)
             source = "derived"
-        return _predictions(probs, self.classes, va.get("valence"), va.get("arousal"), source)
+        return predictions(probs, self.classes, va.get("valence"), va.get("arousal"), source)
 
     # -- lifetime ---------------------------------------------------------------------------------------------
 
     def video_session(
-        self, detect_every: int = 1, smoothing: float = 0.6, max_misses: int = 10, iou_threshold: float = 0.3
+        self, options: VideoOptions | None = None, *, executor: Executor | None = None, **overrides: Any
     ) -> VideoSession:
-        """Video mode: frames with timestamps in, tracked (stable ids) and smoothed results out."""
-        return VideoSession(self, detect_every, smoothing, max_misses, iou_threshold)
+        """Video mode: frames with timestamps in, tracked (stable ids) and smoothed results out.
+
+        ``options`` default to :class:`~edgeemo.video.options.VideoOptions`; keyword ``overrides`` (e.g.
+        ``detect_every=2``) replace single fields. With an ``executor`` detections run on it, ahead of the frames
+        being finished (:meth:`VideoSession.submit`)."""
+        return VideoSession(self, options, executor=executor, **overrides)
 
     def close(self) -> None:
         """Close the detector when this pipeline built it; afterwards only :meth:`classify_crops` still works."""
@@ -298,43 +323,3 @@ class Pipeline:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _predictions(
-    probs: np.ndarray,
-    classes: Sequence[str],
-    valence: np.ndarray | None,
-    arousal: np.ndarray | None,
-    source: VASource | None,
-) -> list[Prediction]:
-    labels = np.argmax(probs, axis=1)
-    rows = probs.astype(float).tolist()
-    val = None if valence is None else np.asarray(valence, dtype=float).reshape(-1).tolist()
-    aro = None if arousal is None else np.asarray(arousal, dtype=float).reshape(-1).tolist()
-    return [
-        Prediction(
-            label=classes[int(labels[i])],
-            probabilities=tuple(zip(classes, row)),
-            valence=None if val is None else val[i],
-            arousal=None if aro is None else aro[i],
-            va_source=source,
-        )
-        for i, row in enumerate(rows)
-    ]
-
-
-def _check_frame(frame: object) -> np.ndarray:
-    if frame is None:
-        raise InputError(
-            "image is None (cv2.imread returns None when it cannot read a file); pass the path instead, "
-            "e.g. run_image('photo.jpg'), to get the reason"
-        )
-    if not isinstance(frame, np.ndarray):
-        raise InputError(f"expected a numpy image array, got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise InputError(f"expected a uint8 image, got dtype {frame.dtype} (decode files with edgeemo.read_image)")
-    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 3))):
-        raise InputError(f"expected a BGR (H, W, 3) or gray (H, W) image, got shape {frame.shape}")
-    if frame.shape[0] < 1 or frame.shape[1] < 1:
-        raise InputError(f"empty image of shape {frame.shape}")
-    return frame

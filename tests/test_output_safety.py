@@ -321,8 +321,7 @@ def test_a_video_run_stopped_early_says_its_outputs_are_partial(tmp_path: Path) 
 
     outs = VideoOutputs(jsonl=tmp_path / "f.jsonl", timeline=tmp_path / "t.png")
     with Pipeline(detector="blazeface") as pipe:
-        run = VideoRun(pipe, SAMPLE, outs)
-        run.progress = lambda done, _t: run.stop() if done == 30 else None
+        run = VideoRun(pipe, SAMPLE, outs, progress=lambda done, _t: run.stop() if done == 30 else None)
         summary = run.run()
     assert summary.interrupted
     (note,) = [n for n in summary.notes if n.startswith("stopped early")]

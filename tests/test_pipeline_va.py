@@ -119,7 +119,6 @@ def test_fused_model_heads_fill_va(tmp_path: Path, two_crops: list[np.ndarray]) 
 
 
 def test_derived_va_when_no_model_gives_it(two_crops: list[np.ndarray]) -> None:
-    pytest.importorskip("edgeemo.va")
     with Pipeline(detector=None) as pipe:
         assert pipe.va_source == "derived"
         [happy, _] = pipe.classify_crops(two_crops)

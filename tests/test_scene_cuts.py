@@ -9,10 +9,11 @@ import pytest
 
 from benchmarks import scene_cuts
 from edgeemo.pipeline import Pipeline
+from edgeemo.results import iou_matrix
 from edgeemo.runtime.session import SessionOptions
 from edgeemo.video.reader import FrameReader
 from edgeemo.video.session import VideoSession
-from edgeemo.video.tracking import SceneCuts, iou_matrix
+from edgeemo.video.tracking import SceneCuts
 
 pytest.importorskip("skimage", reason="the two-shot clip is made of scikit-image photos")
 

@@ -54,6 +54,7 @@ def test_explicit_outputs_only(tmp_path: Path) -> None:
     assert len(list(csv.DictReader(faces.open()))) == 150
 
 
+@pytest.mark.slow  # two CLI runs in fresh interpreters
 def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     missing = subprocess.run([*CLI, "video", str(tmp_path / "gone.mp4")], capture_output=True, text=True)
     assert missing.returncode == 2
@@ -67,6 +68,7 @@ def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow  # a CLI run in a fresh interpreter
 def test_sigterm_finalises_video_jsonl_and_timeline(tmp_path: Path) -> None:
     out, jsonl, tl = tmp_path / "a.mp4", tmp_path / "f.jsonl", tmp_path / "t.png"
     # dlib-hog with upsampling is slow enough (several frames a second) to be stopped mid-clip.

@@ -11,8 +11,8 @@ import pytest
 from edgeemo.pipeline import Pipeline
 from edgeemo.render.annotate import annotate
 from edgeemo.runtime.session import SessionOptions
-from edgeemo.video.reader import VideoWriter
 from edgeemo.video.run import VideoOutputs, VideoRun
+from edgeemo.video.writer import VideoWriter
 
 av = pytest.importorskip("av")
 data = pytest.importorskip("skimage.data")

@@ -11,7 +11,9 @@ import pytest
 
 from edgeemo.errors import DecodeError, InputError
 from edgeemo.video import reader as video
-from edgeemo.video.reader import FrameReader, VideoWriter, parse_source
+from edgeemo.video import writer
+from edgeemo.video.reader import FrameReader, parse_source
+from edgeemo.video.writer import VideoWriter
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"
 SAMPLE_FRAMES = 150
@@ -127,7 +129,7 @@ def test_writer_makes_browser_playable_h264(tmp_path: Path) -> None:
 
 
 def test_writer_falls_back_to_mp4v_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(video, "_h264_available", lambda: False)
+    monkeypatch.setattr(writer, "_h264_available", lambda: False)
     out = tmp_path / "fallback.mp4"
     frame = np.full((121, 161, 3), 128, np.uint8)  # odd sizes are trimmed to even
     with VideoWriter(out, 10, (161, 121)) as w:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,23 +48,27 @@ def _video_frames(path: Path) -> int:
         return sum(1 for _ in c.decode(video=0))
 
 
-class _CountingEngine:
-    """The pipeline, counting detector calls."""
+class _CountingDetector:
+    """The module pipeline's BlazeFace, counting its calls; it says nothing of thread safety (one call at a time)."""
 
-    def __init__(self, pipe: Pipeline) -> None:
-        self.pipe = pipe
-        self.detect_calls = 0
+    name = "blazeface"
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.pipe.classes
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.calls = 0
 
     def detect(self, frame: np.ndarray) -> list[Face]:
-        self.detect_calls += 1
-        return self.pipe.detect(frame)
+        self.calls += 1
+        return self.inner.detect(frame)  # type: ignore[attr-defined]
 
-    def classify_faces(self, frame: np.ndarray, faces: Sequence[Face], **kw: object) -> FrameResult:
-        return self.pipe.classify_faces(frame, faces, **kw)  # type: ignore[arg-type]
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def counting(pipe: Pipeline) -> Pipeline:
+    with Pipeline(session_options=SessionOptions(intra_op_threads=1), detector=_CountingDetector(pipe.detector)) as p:
+        yield p
 
 
 def test_sample_clip_gives_every_output_with_one_stable_track(pipe: Pipeline, tmp_path: Path) -> None:
@@ -101,11 +104,15 @@ def test_circumplex_without_valence_arousal_is_skipped_with_a_note(tmp_path: Pat
     assert "valence" not in (tmp_path / "t.csv").read_text().splitlines()[0]
 
 
-def test_detect_every_runs_the_detector_on_every_nth_frame_and_tracks_between(pipe: Pipeline, tmp_path: Path) -> None:
-    engine = _CountingEngine(pipe)
+def test_detect_every_runs_the_detector_on_every_nth_frame_and_tracks_between(
+    counting: Pipeline, tmp_path: Path
+) -> None:
+    detector = counting.detector
+    assert isinstance(detector, _CountingDetector)
+    calls = detector.calls
     jsonl = tmp_path / "f.jsonl"
-    s = VideoRun(engine, SAMPLE, VideoOutputs(jsonl=jsonl), VideoOptions(detect_every=5)).run()
-    assert engine.detect_calls == SAMPLE_FRAMES // 5
+    s = VideoRun(counting, SAMPLE, VideoOutputs(jsonl=jsonl), VideoOptions(detect_every=5)).run()
+    assert detector.calls - calls == SAMPLE_FRAMES // 5
     assert s.frames == SAMPLE_FRAMES and s.tracks == 1
     lines = _jsonl(jsonl)
     assert all(len(d["faces"]) == 1 and d["faces"][0]["track_id"] == 1 for d in lines)
@@ -135,8 +142,7 @@ def _nth_frame(n: int) -> np.ndarray:
 
 def test_stop_mid_run_finalises_every_output(pipe: Pipeline, tmp_path: Path) -> None:
     out = _outputs(tmp_path)
-    run = VideoRun(pipe, SAMPLE, out, annotate=annotate)
-    run.progress = lambda done, _t: run.stop() if done == 20 else None
+    run = VideoRun(pipe, SAMPLE, out, annotate=annotate, progress=lambda done, _t: run.stop() if done == 20 else None)
     s = run.run()
     assert s.interrupted and s.end_reason == "stopped"
     assert 20 <= s.frames < SAMPLE_FRAMES
@@ -224,7 +230,7 @@ def test_six_faces_of_a_group_photo_keep_six_ids_under_a_pan(
     """Real faces: a 40-frame pan over a 6-person photo; every face keeps its own id from first to last frame."""
     import cv2
 
-    from edgeemo.video.reader import VideoWriter
+    from edgeemo.video.writer import VideoWriter
 
     photo = cv2.imread(str(shared_photos / "facenet-pytorch_multiface.jpg"))
     clip = tmp_path / "pan.mp4"
@@ -262,14 +268,14 @@ def test_detecting_ahead_on_threads_gives_the_serial_results(pipe: Pipeline, tmp
     assert runs[3] == runs[0]
 
 
-def test_detection_threads_follow_the_detector(pipe: Pipeline) -> None:
+def test_detection_threads_follow_the_detector(pipe: Pipeline, counting: Pipeline) -> None:
     import os
 
     assert pipe.concurrent_detect and not pipe.heavy_detect  # blazeface: thread-safe and light
     cpus = len(os.sched_getaffinity(0))
     assert detect_ahead_workers(VideoOptions(), pipe) == max(1, min(4, cpus))
     assert detect_ahead_workers(VideoOptions(), pipe, encoding=True) == max(1, min(4, cpus - 1))
-    assert detect_ahead_workers(VideoOptions(), _CountingEngine(pipe)) == 1  # unknown: one call at a time
+    assert detect_ahead_workers(VideoOptions(), counting) == 1  # unknown: one call at a time
     assert detect_ahead_workers(VideoOptions(detect_ahead=0), pipe) == 0
     with pytest.raises(InputError, match="detect_ahead"):
         VideoOptions(detect_ahead=-1)
@@ -283,6 +289,7 @@ def test_detections_for_a_coasting_frame_are_refused(pipe: Pipeline, astronaut_b
         session.process(astronaut_bgr, 0.04, detected=faces)
 
 
+@pytest.mark.slow  # dlib HOG on 2 x 150 frames
 def test_dlib_hog_detects_ahead_on_threads_with_the_serial_results(tmp_path: Path) -> None:
     """dlib HOG is thread-safe (each call borrows its own dlib detector), so video runs give it every core;
     the results are those of detecting on the main thread."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
-from edgeemo import InputError, Pipeline
+from edgeemo import InputError, Pipeline, VideoSession
+from edgeemo.video.options import VideoOptions
 
 
 def _frames(astronaut_bgr: np.ndarray, n: int) -> list[np.ndarray]:
@@ -59,3 +62,33 @@ def test_timestamps_must_not_go_back(pipeline: Pipeline, astronaut_bgr: np.ndarr
         session.process(frame, 0.5)
     with pytest.raises(InputError, match="detect_every"):
         pipeline.video_session(detect_every=0)
+
+
+def test_frames_detected_ahead_on_an_executor_give_the_results_of_process(
+    pipeline: Pipeline, astronaut_bgr: np.ndarray
+) -> None:
+    """The session owns the schedule: submitted frames start their detection on the executor at once (only the
+    scheduled ones), and finishing them in order gives exactly what one-at-a-time processing gives."""
+    frames = _frames(astronaut_bgr, 6)
+    serial = pipeline.video_session(detect_every=2)
+    expected = [serial.process(f, k / 25) for k, f in enumerate(frames)]
+    with ThreadPoolExecutor(2) as pool:
+        ahead = VideoSession(pipeline, VideoOptions(detect_every=2), executor=pool)
+        pending = [ahead.submit(f) for f in frames]  # every detection is under way before a frame is finished
+        got = [ahead.finish(p, k / 25) for k, p in enumerate(pending)]
+    assert [p.detection is not None for p in pending] == [True, False] * 3
+    assert [r.to_dict() for r in got] == [r.to_dict() for r in expected]
+    session = pipeline.video_session()
+    first, second = session.submit(frames[0]), session.submit(frames[1])
+    with pytest.raises(InputError, match="out of order"):
+        session.finish(second, 0.0)
+    assert session.finish(first, 0.0).faces[0].track_id == 1
+
+
+def test_a_bad_frame_is_refused_at_the_session_entry(pipeline: Pipeline) -> None:
+    session = pipeline.video_session()
+    with pytest.raises(InputError, match="image is None"):
+        session.process(None, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="uint8"):
+        session.process(np.zeros((8, 8, 3), np.float32), 0.0)
+    assert session.frames == 0

@@ -17,7 +17,6 @@ from edgeemo.detectors import parse_detector_options
 from edgeemo.io.images import DEFAULT_MAX_PIXELS
 from edgeemo.pipeline import PipelineOptions
 from edgeemo.runtime.session import SessionOptions
-from edgeemo.video.reader import DEFAULT_STREAM_TIMEOUT
 
 _RUNTIME = "Runtime"
 _FACES = "Faces"
@@ -187,7 +186,6 @@ SHARED: dict[str, tuple[Any, Any]] = {
 }
 DEFAULTS: dict[str, Any] = {
     "max_pixels": DEFAULT_MAX_PIXELS,
-    "stream_timeout": DEFAULT_STREAM_TIMEOUT,
     "va_bars": "auto",
 }
 

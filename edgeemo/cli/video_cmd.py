@@ -1,7 +1,7 @@
 """`edgeemo video [SOURCE]`: a video file, webcam or stream → annotated mp4, JSON lines, CSV, emotion timeline.
 
-Without SOURCE it runs on the shipped sample clip; without any output option it writes the annotated video,
-JSON lines, the timeline (PNG + CSV) and the valence-arousal trajectory into ``--out-dir`` (``./edgeemo-out``).
+The run is :meth:`edgeemo.video.run.VideoRun.from_options`; this module declares the options, shows the progress
+bar and turns Ctrl-C / SIGTERM into a graceful stop.
 """
 
 from __future__ import annotations
@@ -9,45 +9,27 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from dataclasses import replace
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
-import numpy as np
 import typer
+from rich import progress as rp
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from edgeemo.cli.app import app
-from edgeemo.cli.options import (
-    DEFAULTS,
-    StreamTimeoutOpt,
-    VaBarsOpt,
-    quiet_opencv,
-    runtime_options,
-)
-from edgeemo.errors import InputError, printable
-from edgeemo.pipeline import Pipeline, PipelineOptions
-from edgeemo.render.annotate import VideoAnnotator
-from edgeemo.runtime.assets import SAMPLE_CLIP, sample_clip
-from edgeemo.video.reader import parse_source
-from edgeemo.video.run import VideoOptions, VideoOutputs, VideoRun, VideoSummary
+from edgeemo.cli.options import DEFAULTS, StreamTimeoutOpt, VaBarsOpt, quiet_opencv, runtime_options
+from edgeemo.pipeline import PipelineOptions
+from edgeemo.video.options import VideoOptions
+from edgeemo.video.reader import SourceInfo
+from edgeemo.video.run import DEFAULT_OUT_DIR, VIDEO_THREADS, VideoOutputs, VideoRun
 
 _OUT = "Outputs"
 _VIDEO = "Video"
-DEFAULT_OUT_DIR = Path("edgeemo-out")
-VIDEO_THREADS = 1
-SESSION_DETECTORS = ("blazeface",)  # detectors on onnxruntime that take the same session options
+_DEFAULTS = VideoOptions()
 VideoThreadsOpt = Annotated[
     int | None,
     typer.Option(
@@ -57,64 +39,6 @@ VideoThreadsOpt = Annotated[
         rich_help_panel="Runtime",
     ),
 ]
-
-
-def default_clip() -> Path:
-    """The shipped sample clip, or a one-line error where the install lacks it."""
-    clip = sample_clip()
-    if clip is None:
-        raise InputError(f"the sample clip {SAMPLE_CLIP} is not installed; pass a video file, webcam index or URL")
-    return clip
-
-
-def default_outputs(source: str, out_dir: Path) -> VideoOutputs:
-    """The outputs of a run without output options, in ``out_dir``: annotated mp4, JSON lines, the timeline (PNG
-    and CSV) and the valence-arousal trajectory."""
-    kind, value = parse_source(source)
-    stem = Path(str(value)).stem if kind == "file" else (f"camera{value}" if kind == "camera" else "stream")
-    return VideoOutputs(
-        video=out_dir / f"{stem}.annotated.mp4",
-        jsonl=out_dir / f"{stem}.jsonl",
-        timeline=out_dir / f"{stem}.timeline.png",
-        circumplex=out_dir / f"{stem}.circumplex.png",
-    )
-
-
-def _window() -> Any:
-    """A live-window callback (q or Esc closes it), or InputError when this OpenCV has no GUI."""
-    import cv2
-
-    name = "edgeemo"
-    try:
-        cv2.namedWindow(name, cv2.WINDOW_NORMAL)
-    except cv2.error as exc:
-        raise InputError(
-            "--show needs an OpenCV build with GUI support; this one is headless "
-            "(pip install opencv-python instead of opencv-python-headless)"
-        ) from exc
-
-    def show(image: np.ndarray) -> bool:
-        cv2.imshow(name, image)
-        key = cv2.waitKey(1) & 0xFF
-        return key not in (ord("q"), 27) and cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) >= 1
-
-    return show
-
-
-def print_summary(console: Console, s: VideoSummary) -> None:
-    stage = ", ".join(
-        f"{k} {v:.0f}" if v != float("inf") else f"{k} -" for k, v in s.stage_fps.items() if s.stage_seconds[k] > 0
-    )
-    console.print(
-        f"[bold]{escape(printable(s.source))}[/]: {s.frames} frames, {s.faces} faces, {s.tracks} track(s), "
-        f"{s.dropped} dropped, {s.corrupt} corrupt packet(s) skipped; {s.fps:.1f} FPS processing "
-        f"({s.processing_seconds:.2f} s, as the progress bar) + {s.finish_seconds:.2f} s finalising outputs; "
-        f"per stage FPS (frames per busy second): {stage}; ended: {s.end_reason}"
-    )
-    for name, path in s.outputs.items():
-        console.print(f"  {name}: {escape(printable(path))}")
-    for note in s.notes:
-        console.print(f"  [yellow]note[/]: {escape(printable(note))}")
 
 
 @app.command("video")
@@ -162,7 +86,7 @@ def video_command(
         typer.Option(
             "--detect-every", min=1, help="Run the detector every N frames; track in between.", rich_help_panel=_VIDEO
         ),
-    ] = 1,
+    ] = _DEFAULTS.detect_every,
     detect_ahead: Annotated[
         int | None,
         typer.Option(
@@ -173,7 +97,7 @@ def video_command(
             "0: detect on the main thread).",
             rich_help_panel=_VIDEO,
         ),
-    ] = None,
+    ] = _DEFAULTS.detect_ahead,
     smoothing: Annotated[
         float,
         typer.Option(
@@ -183,14 +107,14 @@ def video_command(
             help="Per-track moving-average weight of past probabilities (0 = raw).",
             rich_help_panel=_VIDEO,
         ),
-    ] = 0.6,
+    ] = _DEFAULTS.smoothing,
     max_misses: Annotated[
         int,
         typer.Option(
             "--max-misses", min=0, help="A track ends after this many detections without it.", rich_help_panel=_VIDEO
         ),
-    ] = 10,
-    stream_timeout: StreamTimeoutOpt = DEFAULTS["stream_timeout"],
+    ] = _DEFAULTS.max_misses,
+    stream_timeout: StreamTimeoutOpt = _DEFAULTS.stream_timeout,
     va_bars: VaBarsOpt = DEFAULTS["va_bars"],
     *,
     runtime: PipelineOptions,
@@ -201,68 +125,58 @@ def video_command(
     summary). Ctrl-C or SIGTERM stops the run and finalises every output written so far.
     """
     quiet_opencv()
-    src = source if source is not None else str(default_clip())
-    kind, value = parse_source(src)  # a missing file fails here, before any output folder is made
     outputs = VideoOutputs(video=out, jsonl=jsonl, csv=csv, timeline=timeline, circumplex=circumplex)
-    if not outputs.paths() and not show:
-        outputs = default_outputs(src, out_dir)
-    outputs.prepare(str(value) if kind == "file" else None)  # formats, clashes, folders: before any work
-    # Decode, inference and output run in parallel threads: one intra-op thread per session is much faster
-    # here than onnxruntime's default of one per core, whose spinning workers starve the other stages.
-    if runtime.session.intra_op_threads is None:
-        runtime = replace(runtime, session=replace(runtime.session, intra_op_threads=VIDEO_THREADS))
-    if runtime.detector in SESSION_DETECTORS:
-        runtime = replace(runtime, detector_options={"session_options": runtime.session, **runtime.detector_options})
-    options = VideoOptions(
-        detect_every=detect_every,
-        smoothing=smoothing,
-        max_misses=max_misses,
-        detect_ahead=detect_ahead,
-        stream_timeout=stream_timeout,
-    )
-    console = Console(stderr=True)
-    with Pipeline.from_options(runtime) as pipe:
-        run = VideoRun(pipe, src, outputs, options, annotate=VideoAnnotator(va_bars), show=_window() if show else None)
-        total = run.info.frame_count if not run.info.live else None
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[fps]:>6.1f} FPS"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        ) as bar:
-            name = Path(str(value)).name if kind == "file" else str(value)
-            task = bar.add_task(name, total=total, fps=0.0)
+    options = VideoOptions(detect_every=detect_every, smoothing=smoothing, max_misses=max_misses,
+                           detect_ahead=detect_ahead, stream_timeout=stream_timeout)  # fmt: skip
+    bar = _Bar(Console(stderr=True))
+    run = VideoRun.from_options(source, outputs, options, runtime, out_dir=out_dir, show=show, va_bars=va_bars,
+                                progress=bar.progress, step=bar.step)  # fmt: skip
+    with run, bar.shown(run.info), _SignalStop(run) as stop:
+        summary = run.run()
+    console = Console()
+    for line in summary.lines():
+        console.print(escape(line), highlight=False)
+    if stop.received:
+        raise typer.Exit(code=128 + stop.received[0])
 
-            def progress(done: int, elapsed: float) -> None:
-                if done % 5 == 0 or done == total:
-                    bar.update(task, completed=done, fps=done / elapsed if elapsed > 0 else 0.0)
 
-            def step(what: str) -> None:  # finishing steps after the last frame, shown in place of the name
-                bar.update(task, description=f"{escape(name)}: {what}…")
+class _Bar:
+    """The progress bar of a run: frames done, FPS, then the finishing steps in place of the source's name."""
 
-            run.progress = progress
-            run.step = step
-            received: list[int] = []
-            with _SignalStop(run, received):
-                summary = run.run()
-    print_summary(Console(), summary)
-    if received:
-        raise typer.Exit(code=128 + received[0])
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._bar: rp.Progress | None = None
+        self._task: Any = None
+        self._name = ""
+        self._total: int | None = None
+
+    @contextmanager
+    def shown(self, info: SourceInfo) -> Iterator[None]:
+        self._name = Path(info.source).name if info.kind == "file" else info.source
+        self._total = None if info.live else info.frame_count
+        columns = (rp.SpinnerColumn(), rp.TextColumn("[bold]{task.description}"), rp.BarColumn(),
+                   rp.MofNCompleteColumn(), rp.TextColumn("{task.fields[fps]:>6.1f} FPS"), rp.TimeElapsedColumn(),
+                   rp.TextColumn("ETA"), rp.TimeRemainingColumn())  # fmt: skip
+        with rp.Progress(*columns, console=self.console, transient=True, disable=not self.console.is_terminal) as bar:
+            self._bar, self._task = bar, bar.add_task(escape(self._name), total=self._total, fps=0.0)
+            yield
+        self._bar = None
+
+    def progress(self, done: int, elapsed: float) -> None:
+        if self._bar is not None and (done % 5 == 0 or done == self._total):  # redrawing every frame costs FPS
+            self._bar.update(self._task, completed=done, fps=done / elapsed if elapsed > 0 else 0.0)
+
+    def step(self, what: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"{escape(self._name)}: {what}…")
 
 
 class _SignalStop:
     """While active, SIGINT/SIGTERM stop the run gracefully (outputs finalised); a second signal kills."""
 
-    def __init__(self, run: VideoRun, received: list[int]) -> None:
+    def __init__(self, run: VideoRun) -> None:
         self.run = run
-        self.received = received
+        self.received: list[int] = []
         self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, _frame: FrameType | None) -> None:

@@ -1,4 +1,4 @@
-"""Frame checks and box helpers shared by the built-in detectors."""
+"""The frame check (one for the whole library) and box helpers shared by the built-in detectors."""
 
 from __future__ import annotations
 
@@ -8,20 +8,25 @@ from edgeemo.errors import InputError
 from edgeemo.results import Box
 
 
-def check_frame(frame: object, detector: str) -> np.ndarray:
-    """Return ``frame`` if it is a BGR (H, W, 3) or gray (H, W) / (H, W, 1) uint8 array, else raise InputError."""
+def check_frame(frame: object, detector: str | None = None) -> np.ndarray:
+    """``frame`` if it is a BGR (H, W, 3) or gray (H, W) / (H, W, 1) uint8 image (the last as (H, W)), else
+    :class:`InputError`; the one check of an image handed to the library, named after ``detector`` when given."""
+    who = f"detector {detector!r}: " if detector else ""
+    if frame is None:
+        raise InputError(
+            f"{who}image is None (cv2.imread returns None when it cannot read a file); pass the path instead, "
+            "e.g. run_image('photo.jpg'), to get the reason"
+        )
     if not isinstance(frame, np.ndarray):
-        raise InputError(f"detector {detector!r}: expected a numpy array, got {type(frame).__name__}")
+        raise InputError(f"{who}expected a numpy array (an image), got {type(frame).__name__}")
     if frame.dtype != np.uint8:
-        raise InputError(f"detector {detector!r}: expected a uint8 frame, got dtype {frame.dtype}")
+        raise InputError(f"{who}expected a uint8 image, got dtype {frame.dtype} (decode files with edgeemo.read_image)")
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
     if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)):
-        raise InputError(
-            f"detector {detector!r}: expected a BGR (H, W, 3) or gray (H, W) frame, got shape {frame.shape}"
-        )
+        raise InputError(f"{who}expected a BGR (H, W, 3) or gray (H, W) image, got shape {frame.shape}")
     if frame.shape[0] < 1 or frame.shape[1] < 1:
-        raise InputError(f"detector {detector!r}: empty frame of shape {frame.shape}")
+        raise InputError(f"{who}empty image of shape {frame.shape}")
     return frame
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from edgeemo.detectors._frames import check_frame, clipped_box
 from edgeemo.errors import EdgeemoError, InputError, ModelError
-from edgeemo.results import Face
+from edgeemo.results import Face, iou_matrix
 from edgeemo.runtime.assets import asset_path
 from edgeemo.runtime.session import SessionOptions, create_session
 
@@ -155,16 +155,6 @@ def decode(
     return Decoded(boxes.astype(np.float32), keypoints.astype(np.float32), scores.astype(np.float32))
 
 
-def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = ix * iy
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def weighted_nms(d: Decoded, threshold: float) -> Decoded:
     """MediaPipe's weighted non-maximum suppression, best first.
 
@@ -177,7 +167,7 @@ def weighted_nms(d: Decoded, threshold: float) -> Decoded:
     out_b, out_k, out_s = [], [], []
     remaining = np.arange(len(scores))
     while len(remaining):
-        ious = _iou_one_to_many(boxes[remaining[0]], boxes[remaining])
+        ious = iou_matrix(boxes[remaining[:1]], boxes[remaining])[0]
         group = remaining[ious > threshold]
         if len(group) == 0:  # a degenerate (zero-area) box overlaps nothing, not even itself
             group = remaining[:1]

@@ -86,6 +86,25 @@ class AtomicFile:
             os.unlink(self.temp)
 
 
+def commit_file(temp: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Move ``temp``, a finished file another library wrote by its path (an encoder, a muxer), over ``dest``
+    after an fsync, as :meth:`AtomicFile.commit` does; on an operating-system error ``temp`` is removed and
+    :class:`OutputError` names ``dest``."""
+    temp, dest = Path(temp), Path(dest)
+    try:
+        fd = os.open(temp, os.O_RDWR | _NOFOLLOW | _CLOEXEC)  # write access: Windows cannot flush a read-only handle
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, dest)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise output_error(dest, exc) from exc
+    return dest
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
     """Open a temporary sibling of ``path`` for writing; on success it replaces ``path``, on error it vanishes.

@@ -12,10 +12,10 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from edgeemo.errors import InputError
 from edgeemo.io.sinks import write_csv_atomic
 from edgeemo.render.figure import new_figure, save_figure
 from edgeemo.render.style import NO_FACES_TEXT, emotion_colour
-from edgeemo.results import FrameResult
+from edgeemo.results import FrameResult, face_csv_header, face_csv_row
 
 log = logging.getLogger(__name__)
 
@@ -95,29 +95,19 @@ class Timeline:
 
     # ---------------------------------------------------------------------------------------------- CSV
     def csv_header(self) -> list[str]:
-        head = ["frame", "timestamp", "track", "label", *self.classes]
-        if self.has_va:
-            head += ["valence", "arousal", "va_source"]
-        return head
+        return face_csv_header(self.classes, detection=False, va=self.has_va)
 
     def write_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write all rows atomically (a finished file is always complete)."""
         path = Path(path)
         va = self.has_va
-
-        def rows() -> Iterator[list[Any]]:
-            for r in self.rows:
-                row: list[Any] = [r.frame, f"{r.timestamp:.4f}", r.track_id, r.label]
-                row += [f"{v:.6f}" for v in r.probabilities]
-                if va:
-                    row += [
-                        "" if r.valence is None else f"{r.valence:.6f}",
-                        "" if r.arousal is None else f"{r.arousal:.6f}",
-                        r.va_source or "",
-                    ]
-                yield row
-
-        write_csv_atomic(path, self.csv_header(), rows(), lineterminator="\r\n")
+        rows = (
+            face_csv_row(
+                r.frame, r.timestamp, r.track_id, r.label, r.probabilities, r.valence, r.arousal, r.va_source, va=va
+            )
+            for r in self.rows
+        )
+        write_csv_atomic(path, self.csv_header(), rows, lineterminator="\r\n")
         return path
 
     # --------------------------------------------------------------------------------------------- plot

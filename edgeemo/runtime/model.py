@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edgeemo.errors import InputError, ModelError
-from edgeemo.results import Prediction
+from edgeemo.results import Prediction, predictions
 from edgeemo.runtime.assets import resolve_model, warn_if_untrained
 from edgeemo.runtime.session import SessionOptions, choose_cpu_layout, create_session, resolve_batch_slice
 from edgeemo.runtime.spec import EMOTION_HEAD, METADATA_KEY, ModelSpec
@@ -182,24 +182,14 @@ class EmotionModel:
 
 
 def predictions_from_output(out: ModelOutput, classes: Sequence[str]) -> list[Prediction]:
+    """The model's own predictions: valence/arousal where it has both heads."""
     if out.probabilities is None:
         raise ModelError("model has no emotion head; use run() for regression-only models")
     val = out.heads.get("valence")
     aro = out.heads.get("arousal")
-    has_va = val is not None and aro is not None
-    preds = []
-    for i, row in enumerate(out.probabilities):
-        k = int(np.argmax(row))
-        preds.append(
-            Prediction(
-                label=classes[k],
-                probabilities=tuple((c, float(p)) for c, p in zip(classes, row)),
-                valence=float(val[i]) if has_va else None,
-                arousal=float(aro[i]) if has_va else None,
-                va_source="model" if has_va else None,
-            )
-        )
-    return preds
+    if val is None or aro is None:
+        return predictions(out.probabilities, classes)
+    return predictions(out.probabilities, classes, val, aro, "model")
 
 
 def resize_stable(img: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:

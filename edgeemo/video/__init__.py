@@ -1,2 +1,3 @@
-"""Video: reading and writing frames (:mod:`.reader`), tracking (:mod:`.tracking`), the per-frame session
-(:mod:`.session`) and the whole-file run (:mod:`.run`)."""
+"""Video: options (:mod:`.options`), reading (:mod:`.reader`) and writing (:mod:`.writer`) frames, tracking
+(:mod:`.tracking`), the per-frame session that owns the detection schedule (:mod:`.session`), the streaming outputs
+(:mod:`.sinks`) and the whole-file run (:mod:`.run`)."""

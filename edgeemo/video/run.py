@@ -2,18 +2,20 @@
 
 * decode: :class:`~edgeemo.video.reader.FrameReader` on its own thread (files: every frame, in order; live
   sources: stale frames dropped and counted);
-* detect: worker threads detect faces a few frames ahead (every ``detect_every`` frames; the tracker carries
-  boxes in between): several at once when the detector is thread-safe (BlazeFace, dlib HOG), else one,
-  which still overlaps detection with the rest (:attr:`VideoOptions.detect_ahead`);
-* infer: the calling thread takes frames in order, tracks faces, classifies all faces of the frame in one
-  session call and smooths each track's probabilities;
+* detect: the :class:`~edgeemo.video.session.VideoSession` decides which frames are detected and detects them a
+  few frames ahead on worker threads: several at once when the detector is thread-safe (BlazeFace, dlib HOG),
+  else one, which still overlaps detection with the rest (:attr:`VideoOptions.detect_ahead`);
+* infer: the calling thread hands frames to the session in order (tracking, one classifier call for all faces
+  of the frame, smoothing per track);
 * output: one thread annotates frames and feeds the sinks (video writer, JSON lines, CSV, timeline).
+
+The run itself only moves frames between these threads. :meth:`VideoRun.from_options` is what ``edgeemo video``
+calls: it picks the source and output defaults, builds the pipeline and owns it.
 
 Decoding (PyAV/FFmpeg), inference (onnxruntime) and encoding (libx264) release the GIL, so the stages
 overlap. :meth:`VideoRun.stop` (wired to Ctrl-C/SIGTERM by the CLI) ends the run after the frames already
-being detected;
-every output written so far is then finalised: the mp4 is closed (playable), JSON lines/CSV are complete
-line by line, the timeline is written, and the summary says that they cover only the frames processed.
+being detected; every output written so far is then finalised: the mp4 is closed (playable), JSON lines/CSV are
+complete line by line, the timeline is written, and the summary says that they cover only the frames processed.
 
 Every output is written under a temporary name beside its final one and moved into place when complete
 (:mod:`edgeemo.io.sinks`), so an earlier file of the same name stays whole until then; an output whose writing
@@ -22,88 +24,79 @@ failed is dropped (the earlier file is kept) and the error says which outputs we
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import os
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from edgeemo.errors import DecodeError, EdgeemoError, InputError, printable
-from edgeemo.io.sinks import AtomicFile, output_error, prepare_outputs
+from edgeemo.io.sinks import prepare_outputs
+from edgeemo.pipeline import Pipeline, PipelineOptions
+from edgeemo.render.annotate import VaBars, VideoAnnotator
 from edgeemo.render.figure import plot_format
 from edgeemo.render.timeline import Timeline
-from edgeemo.results import Face, FrameResult
+from edgeemo.results import FrameResult
+from edgeemo.runtime.assets import SAMPLE_CLIP, sample_clip
 from edgeemo.runtime.session import usable_cores
-from edgeemo.video.reader import (
-    DEFAULT_STREAM_TIMEOUT,
-    VIDEO_SUFFIXES,
-    FrameReader,
-    SourceInfo,
-    VideoFrame,
-    VideoWriter,
-    parse_source,
-)
-from edgeemo.video.session import FrameEngine, VideoSession
+from edgeemo.video.options import VideoOptions
+from edgeemo.video.reader import FrameReader, SourceInfo, VideoFrame, parse_source
+from edgeemo.video.session import PendingFrame, VideoSession
+from edgeemo.video.sinks import CsvSink, JsonlSink, live_window
+from edgeemo.video.writer import VIDEO_SUFFIXES, VideoWriter
 
 log = logging.getLogger(__name__)
 
 Annotator = Callable[[np.ndarray, FrameResult], np.ndarray]
 STAGES = ("decode", "detect", "infer", "output")
+DEFAULT_OUT_DIR = Path("edgeemo-out")
+# Decode, inference and output run in parallel threads: one intra-op thread per onnxruntime session is much
+# faster here than onnxruntime's default of one per core, whose spinning workers starve the other stages.
+VIDEO_THREADS = 1
+SESSION_DETECTORS = ("blazeface",)  # detectors on onnxruntime that take the pipeline's session options
 
 
-@dataclass(frozen=True)
-class VideoOptions:
-    """How a video is processed (the CLI options of the same names)."""
-
-    detect_every: int = 1
-    smoothing: float = 0.6
-    max_misses: int = 10
-    iou_threshold: float = 0.3
-    queue_size: int = 8
-    live: bool | None = None  # None: live for webcams and streams, not for files
-    # Frames whose detection runs ahead on worker threads while the calling thread tracks, classifies and
-    # outputs earlier ones. None: one per CPU (at most 4; one CPU fewer when a video is encoded, unless the
-    # detector is CPU-heavy) for a thread-safe detector, else 1 (detection still overlaps the rest).
-    # 0: detect on the calling thread.
-    detect_ahead: int | None = None
-    stream_timeout: float = DEFAULT_STREAM_TIMEOUT  # seconds a stream may send nothing before it has timed out
-    scene_cuts: bool = True  # end every track at a scene cut (see VideoSession)
-
-    def __post_init__(self) -> None:
-        if self.detect_every < 1:
-            raise InputError(f"detect_every must be >= 1, got {self.detect_every}")
-        if self.queue_size < 1:
-            raise InputError(f"queue_size must be >= 1, got {self.queue_size}")
-        if self.detect_ahead is not None and self.detect_ahead < 0:
-            raise InputError(f"detect_ahead must be >= 0, got {self.detect_ahead}")
-
-
-def detect_ahead_workers(options: VideoOptions, engine: FrameEngine, encoding: bool = False) -> int:
+def detect_ahead_workers(options: VideoOptions, pipeline: Pipeline, encoding: bool = False) -> int:
     """How many detection threads a run uses (see :attr:`VideoOptions.detect_ahead`).
 
     With ``encoding`` (an output video or live window is drawn and encoded) one core is left to the encoder,
-    unless the detector is CPU-heavy: on 2 cores with H.264 encoding, BlazeFace's short-range model ran at 154
-    FPS with two detection threads and 165 with one (AMD EPYC), while dlib HOG ran at 30.3 FPS with two and
-    20.0 on the main thread (Intel Xeon; ``python -m benchmarks.video_fps --detect-ahead 0``).
+    unless the detector is CPU-heavy, whose detection gains more from the core than the encoder loses
+    (``python -m benchmarks.video_fps``; figures in docs/benchmarks.md).
     """
     if options.detect_ahead is not None:
         return options.detect_ahead
-    if not getattr(engine, "concurrent_detect", False):
+    if not pipeline.concurrent_detect:
         return 1
     cpus = usable_cores()
-    spare_encoder_core = encoding and not getattr(engine, "heavy_detect", False)
+    spare_encoder_core = encoding and not pipeline.heavy_detect
     return max(1, min(4, cpus - 1 if spare_encoder_core else cpus))
+
+
+def video_runtime(runtime: PipelineOptions) -> PipelineOptions:
+    """The pipeline options of a video run: :data:`VIDEO_THREADS` intra-op threads unless set, and the same session
+    options for a detector on onnxruntime (:data:`SESSION_DETECTORS`)."""
+    if runtime.session.intra_op_threads is None:
+        runtime = replace(runtime, session=replace(runtime.session, intra_op_threads=VIDEO_THREADS))
+    if runtime.detector in SESSION_DETECTORS:
+        runtime = replace(runtime, detector_options={"session_options": runtime.session, **runtime.detector_options})
+    return runtime
+
+
+def default_source() -> str:
+    """The shipped sample clip, or a one-line error where the install lacks it."""
+    clip = sample_clip()
+    if clip is None:
+        raise InputError(f"the sample clip {SAMPLE_CLIP} is not installed; pass a video file, webcam index or URL")
+    return str(clip)
 
 
 @dataclass(frozen=True)
@@ -121,6 +114,19 @@ class VideoOutputs:
         if self.timeline_csv is not None:
             return self.timeline_csv
         return self.timeline.with_suffix(".csv") if self.timeline is not None else None
+
+    @classmethod
+    def defaults_for(cls, source: str | int | os.PathLike[str], out_dir: Path = DEFAULT_OUT_DIR) -> VideoOutputs:
+        """The outputs of a run given none, in ``out_dir``, named after the source: annotated mp4, JSON lines, the
+        timeline (PNG and CSV) and the valence-arousal trajectory."""
+        kind, value = parse_source(source)
+        stem = Path(str(value)).stem if kind == "file" else (f"camera{value}" if kind == "camera" else "stream")
+        return cls(
+            video=out_dir / f"{stem}.annotated.mp4",
+            jsonl=out_dir / f"{stem}.jsonl",
+            timeline=out_dir / f"{stem}.timeline.png",
+            circumplex=out_dir / f"{stem}.circumplex.png",
+        )
 
     def paths(self) -> list[Path]:
         return [p for _, p in self.named()]
@@ -188,6 +194,22 @@ class VideoSummary:
     def stage_fps(self) -> dict[str, float]:
         return {k: (self.frames / v if v > 0 else float("inf")) for k, v in self.stage_seconds.items()}
 
+    def lines(self) -> list[str]:
+        """The summary in words: one line of counts and speeds, then one per output and per note."""
+        stage = ", ".join(
+            f"{k} {v:.0f}" if v != float("inf") else f"{k} -"
+            for k, v in self.stage_fps.items()
+            if self.stage_seconds[k] > 0
+        )
+        head = (
+            f"{printable(self.source)}: {self.frames} frames, {self.faces} faces, {self.tracks} track(s), "
+            f"{self.dropped} dropped, {self.corrupt} corrupt packet(s) skipped; {self.fps:.1f} FPS processing "
+            f"({self.processing_seconds:.2f} s, as the progress bar) + {self.finish_seconds:.2f} s finalising "
+            f"outputs; per stage FPS (frames per busy second): {stage}; ended: {self.end_reason}"
+        )
+        outputs = [f"  {name}: {printable(path)}" for name, path in self.outputs.items()]
+        return [head, *outputs, *(f"  note: {printable(n)}" for n in self.notes)]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -210,99 +232,6 @@ class VideoSummary:
         }
 
 
-# ---------------------------------------------------------------------------------------------------- sinks
-class _TextSink:
-    """A text output written under a temporary name and moved into place by :meth:`close` (``commit``) or
-    dropped by :meth:`discard`; a write error marks it failed and names the file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.failed = False
-        self._out = AtomicFile(path)
-        self._fh = self._out.file
-
-    def _flush(self, text: str) -> None:
-        try:
-            self._fh.write(text)
-            self._fh.flush()
-        except OSError as exc:
-            self.failed = True
-            raise output_error(self.path, exc) from exc
-
-    def close(self) -> Path:
-        return self._out.commit()
-
-    def discard(self) -> None:
-        self._out.discard()
-
-
-class _JsonlSink(_TextSink):
-    """One JSON object per frame (``FrameResult.to_dict()``), flushed per line so a stopped run loses nothing."""
-
-    def write(self, result: FrameResult) -> None:
-        self._flush(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
-
-
-class _CsvSink(_TextSink):
-    """One row per face per frame: frame, timestamp, track, box, score, label, confidence, probabilities, VA."""
-
-    def __init__(self, path: Path, classes: Sequence[str]) -> None:
-        super().__init__(path)
-        self.classes = tuple(classes)
-        self._buf = io.StringIO()
-        self._w = csv.writer(self._buf)
-        self._w.writerow(
-            [
-                "frame",
-                "timestamp",
-                "track",
-                "x1",
-                "y1",
-                "x2",
-                "y2",
-                "score",
-                "label",
-                "confidence",
-                *self.classes,
-                "valence",
-                "arousal",
-                "va_source",
-            ]
-        )
-        self._drain()
-
-    def _drain(self) -> None:
-        text = self._buf.getvalue()
-        self._buf.seek(0)
-        self._buf.truncate()
-        self._flush(text)
-
-    def write(self, result: FrameResult) -> None:
-        ts = "" if result.timestamp is None else f"{result.timestamp:.4f}"
-        for f in result.faces:
-            p, b = f.prediction, f.face.box
-            probs = dict(p.probabilities)
-            self._w.writerow(
-                [
-                    result.index,
-                    ts,
-                    "" if f.track_id is None else f.track_id,
-                    f"{b.x1:.1f}",
-                    f"{b.y1:.1f}",
-                    f"{b.x2:.1f}",
-                    f"{b.y2:.1f}",
-                    f"{f.face.score:.4f}",
-                    p.label,
-                    f"{p.confidence:.6f}",
-                    *(f"{probs.get(c, 0.0):.6f}" for c in self.classes),
-                    "" if p.valence is None else f"{p.valence:.6f}",
-                    "" if p.arousal is None else f"{p.arousal:.6f}",
-                    p.va_source or "",
-                ]
-            )
-        self._drain()
-
-
 # ------------------------------------------------------------------------------------------------------ run
 _DONE = object()
 
@@ -317,9 +246,44 @@ class VideoRun:
     With ``detect_every > 1`` the faces of frames without detection are the tracker's boxes, with score 0.0.
     """
 
+    @classmethod
+    def from_options(
+        cls,
+        source: str | int | os.PathLike[str] | None,
+        outputs: VideoOutputs,
+        options: VideoOptions,
+        runtime: PipelineOptions,
+        *,
+        out_dir: Path = DEFAULT_OUT_DIR,
+        show: bool = False,
+        va_bars: VaBars = "auto",
+        progress: Callable[[int, float], None] | None = None,
+        step: Callable[[str], None] | None = None,
+    ) -> VideoRun:
+        """The run ``edgeemo video`` makes, owning its pipeline (closed by :meth:`close`, or on leaving a ``with``).
+
+        ``source`` None is the shipped sample clip; ``outputs`` without any path (and no ``show`` window) become
+        :meth:`VideoOutputs.defaults_for` in ``out_dir``. Source and outputs are checked before the models load.
+        """
+        src = default_source() if source is None else source
+        kind, value = parse_source(src)  # a missing file fails here, before any output folder is made
+        if not outputs.paths() and not show:
+            outputs = VideoOutputs.defaults_for(src, out_dir)
+        outputs.prepare(str(value) if kind == "file" else None)  # formats, clashes, folders: before any work
+        window = live_window() if show else None
+        pipeline = Pipeline.from_options(video_runtime(runtime))
+        try:
+            run = cls(pipeline, src, outputs, options, annotate=VideoAnnotator(va_bars), show=window,
+                      progress=progress, step=step)  # fmt: skip
+        except BaseException:
+            pipeline.close()
+            raise
+        run._owned = pipeline
+        return run
+
     def __init__(
         self,
-        engine: FrameEngine,
+        pipeline: Pipeline,
         source: str | int | os.PathLike[str],
         outputs: VideoOutputs | None = None,
         options: VideoOptions | None = None,
@@ -329,13 +293,18 @@ class VideoRun:
         progress: Callable[[int, float], None] | None = None,
         step: Callable[[str], None] | None = None,
     ) -> None:
-        self.engine = engine
+        self.pipeline = pipeline
         self.outputs = outputs or VideoOutputs()
         self.options = options or VideoOptions()
         kind, value = parse_source(source)
         self.outputs.prepare(str(value) if kind == "file" else None)
-        if (self.outputs.video is not None or show is not None) and annotate is None:
+        encoding = self.outputs.video is not None or show is not None
+        if encoding and annotate is None:
             raise InputError("an output video or live window needs an annotate function")
+        self._ahead = detect_ahead_workers(self.options, pipeline, encoding)
+        pool = ThreadPoolExecutor(self._ahead, thread_name_prefix="edgeemo-detect") if self._ahead else None
+        self.session = pipeline.video_session(self.options, executor=pool)
+        self._pool = pool
         self.reader = FrameReader(
             source,
             queue_size=self.options.queue_size,
@@ -345,8 +314,9 @@ class VideoRun:
         self.info: SourceInfo = self.reader.info
         self.annotate = annotate
         self.show = show
-        self.progress = progress
-        self.step = step
+        self._progress = progress
+        self._step_callback = step
+        self._owned: Pipeline | None = None
         self._stop = threading.Event()
         self._busy = dict.fromkeys(STAGES, 0.0)
         self._out_queue: queue.Queue[Any] = queue.Queue(maxsize=self.options.queue_size)
@@ -354,8 +324,8 @@ class VideoRun:
         self._latest: np.ndarray | None = None
         self._latest_lock = threading.Lock()
         self._writer: VideoWriter | None = None
-        self._jsonl: _JsonlSink | None = None
-        self._csv: _CsvSink | None = None
+        self._jsonl: JsonlSink | None = None
+        self._csv: CsvSink | None = None
         o = self.outputs
         self._timeline = Timeline() if o.timeline or o.timeline_csv or o.circumplex else None
         self._written: dict[str, Path] = {}
@@ -366,13 +336,30 @@ class VideoRun:
         self._stop.set()
         self.reader.stop()
 
+    def close(self) -> None:
+        """Release the source, and the pipeline when the run built it (:meth:`from_options`)."""
+        self.reader.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+    def __enter__(self) -> VideoRun:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
     # -- output stage -------------------------------------------------------------------------------------
     def _open_sinks(self) -> None:
         o = self.outputs
         if o.jsonl is not None:
-            self._jsonl = _JsonlSink(o.jsonl)
+            self._jsonl = JsonlSink(o.jsonl)
         if o.csv is not None:
-            self._csv = _CsvSink(o.csv, self.engine.classes)
+            self._csv = CsvSink(o.csv, self.pipeline.classes)
 
     def _output_loop(self) -> None:
         while True:
@@ -419,35 +406,28 @@ class VideoRun:
         A KeyboardInterrupt is finalised the same way and then re-raised. A source that yields no frame at all
         raises :class:`DecodeError` (no output is written: earlier files of the same names are kept).
         """
-        opt = self.options
-        session = VideoSession(
-            self.engine, opt.detect_every, opt.smoothing, opt.max_misses, opt.iou_threshold, opt.scene_cuts
-        )
+        session, ahead = self.session, self._ahead
         src = self.info.source
         interrupted = False
         t_start = time.perf_counter()
         out_thread = threading.Thread(target=self._output_loop, name="edgeemo-output", daemon=True)
         out_thread.start()
-        encoding = self.outputs.video is not None or self.show is not None
-        workers = detect_ahead_workers(opt, self.engine, encoding)
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="edgeemo-detect") if workers else None
-        pending: deque[tuple[VideoFrame, Future[tuple[list[Face], float]] | None]] = deque()
+        pending: deque[tuple[VideoFrame, PendingFrame]] = deque()  # submitted, detection maybe under way
         done = [0, 0]  # frames, faces
 
         def finish_oldest() -> None:
             done[1] += self._finish(session, *pending.popleft())
             done[0] += 1
-            if self.progress is not None:
-                self.progress(done[0], time.perf_counter() - t_start)
+            if self._progress is not None:
+                self._progress(done[0], time.perf_counter() - t_start)
 
         try:
             self._open_sinks()
-            for k, frame in enumerate(self.reader):
+            for frame in self.reader:
                 if self._stop.is_set() or self._out_error is not None:
                     break
-                ahead = pool.submit(self._timed_detect, frame.image) if pool and session.detects(k) else None
-                pending.append((frame, ahead))
-                while len(pending) > workers and self._out_error is None:
+                pending.append((frame, session.submit(frame.image)))
+                while len(pending) > ahead and self._out_error is None:
                     finish_oldest()
             while pending and self._out_error is None:  # frames already being detected are not dropped
                 finish_oldest()
@@ -456,8 +436,8 @@ class VideoRun:
             self.stop()
             raise
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
             if self._stop.is_set():
                 interrupted = True
             t_frames = time.perf_counter()
@@ -499,21 +479,12 @@ class VideoRun:
         return summary
 
     def _step(self, what: str) -> None:
-        if self.step is not None:
-            self.step(what)
+        if self._step_callback is not None:
+            self._step_callback(what)
 
-    def _timed_detect(self, image: np.ndarray) -> tuple[list[Face], float]:
-        t0 = time.perf_counter()
-        found = self.engine.detect(image)
-        return found, time.perf_counter() - t0
-
-    def _finish(self, session: VideoSession, frame: VideoFrame, ahead: Future[tuple[list[Face], float]] | None) -> int:
-        """Track, classify and hand one frame to the outputs (in frame order); returns its face count."""
-        detected = None
-        if ahead is not None:
-            detected, seconds = ahead.result()
-            self._busy["detect"] += seconds
-        result = session.process(frame.image, frame.timestamp, frame.index, detected)
+    def _finish(self, session: VideoSession, frame: VideoFrame, pending: PendingFrame) -> int:
+        """Have the session finish one frame and hand it to the outputs (in frame order); returns its face count."""
+        result = session.finish(pending, frame.timestamp, frame.index)
         self._busy["detect"] += session.last_detect_s
         self._busy["infer"] += session.last_infer_s
         self._put_output((frame, result))

@@ -23,16 +23,18 @@ import cv2
 import numpy as np
 
 from edgeemo.errors import InputError
-from edgeemo.results import Box, Prediction
+from edgeemo.results import Box, Prediction, iou_matrix
+from edgeemo.video.options import VideoOptions
+
+_DEFAULTS = VideoOptions()
 
 
 @dataclass(frozen=True, slots=True)
 class TrackedBox:
-    """A live track's id and its box in the current frame; ``detected`` is False for a predicted box."""
+    """A live track's id and its box predicted for the current frame."""
 
     track_id: int
     box: Box
-    detected: bool
 
 
 class _Track:
@@ -55,21 +57,6 @@ class _Track:
         return Box(b.x1 + dx, b.y1 + dy, b.x2 + dx, b.y2 + dy)
 
 
-def iou_matrix(a: Sequence[Box], b: Sequence[Box]) -> np.ndarray:
-    """Pairwise IoU, shape (len(a), len(b))."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)), dtype=np.float64)
-    A = np.array([(x.x1, x.y1, x.x2, x.y2) for x in a], dtype=np.float64)
-    B = np.array([(x.x1, x.y1, x.x2, x.y2) for x in b], dtype=np.float64)
-    iw = np.clip(np.minimum(A[:, None, 2], B[None, :, 2]) - np.maximum(A[:, None, 0], B[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(A[:, None, 3], B[None, :, 3]) - np.maximum(A[:, None, 1], B[None, :, 1]), 0, None)
-    inter = iw * ih
-    area_a = np.clip(A[:, 2] - A[:, 0], 0, None) * np.clip(A[:, 3] - A[:, 1], 0, None)
-    area_b = np.clip(B[:, 2] - B[:, 0], 0, None) * np.clip(B[:, 3] - B[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 class IoUTracker:
     """Greedy IoU tracker with stable integer ids (1, 2, 3, … in order of appearance).
 
@@ -77,7 +64,12 @@ class IoUTracker:
     frame indices must increase. Ids of tracks that ended are reported by :attr:`ended` after each call.
     """
 
-    def __init__(self, iou_threshold: float = 0.3, max_misses: int = 10, velocity_smoothing: float = 0.5) -> None:
+    def __init__(
+        self,
+        iou_threshold: float = _DEFAULTS.iou_threshold,
+        max_misses: int = _DEFAULTS.max_misses,
+        velocity_smoothing: float = 0.5,
+    ) -> None:
         if not 0.0 < iou_threshold <= 1.0:
             raise InputError(f"tracker iou_threshold must be in (0, 1], got {iou_threshold}")
         if max_misses < 0:
@@ -135,7 +127,7 @@ class IoUTracker:
         until the next :meth:`update` decides.
         """
         self.ended = []
-        return [TrackedBox(t.id, t.predicted(frame), False) for t in self._tracks if t.misses == 0]
+        return [TrackedBox(t.id, t.predicted(frame)) for t in self._tracks if t.misses == 0]
 
     def _match(self, t: _Track, box: Box, frame: int) -> None:
         k = frame - t.last_frame
@@ -150,7 +142,7 @@ class IoUTracker:
         t.misses = 0
 
     def close_all(self) -> list[int]:
-        """End every live track (end of video); return their ids."""
+        """End every live track (a scene cut); return their ids."""
         ids = [t.id for t in self._tracks]
         self._tracks = []
         self.ended = ids
@@ -202,7 +194,7 @@ class ProbabilitySmoother:
     constant) removes single-frame flicker at 25–30 fps. Valence/arousal are smoothed the same way.
     """
 
-    def __init__(self, smoothing: float = 0.6) -> None:
+    def __init__(self, smoothing: float = _DEFAULTS.smoothing) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise InputError(f"smoothing must be in [0, 1) (0 = off), got {smoothing}")
         self.smoothing = float(smoothing)
@@ -222,14 +214,7 @@ class ProbabilitySmoother:
             v = _ema(prev[1], pred.valence, w)
             a = _ema(prev[2], pred.arousal, w)
         self._state[track_id] = (s, v, a)
-        k = int(np.argmax(s))
-        return Prediction(
-            label=names[k],
-            probabilities=tuple((n, float(p)) for n, p in zip(names, s)),
-            valence=v,
-            arousal=a,
-            va_source=pred.va_source,
-        )
+        return Prediction.from_probabilities(names, s, v, a, pred.va_source)
 
     def forget(self, track_ids: Iterable[int]) -> None:
         for i in track_ids:
