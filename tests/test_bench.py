@@ -279,6 +279,13 @@ def test_tensorflow_runners_time_the_same_model() -> None:
         assert all(s["p50_ms"] > 0 for s in data["stats"])
 
 
+def test_the_harness_counts_multiply_adds_once_per_model() -> None:
+    from edgeemo.bench.flops import model_macs
+
+    assert model_macs("mini-xception") == 10_163_392  # 10.2 M per face, as benchmarks/results/full.json records
+    assert model_macs("no-such-model") is None
+
+
 def test_frames_default_to_the_shipped_sample_clip() -> None:
     from edgeemo.bench import frames
     from edgeemo.detectors import create_detector

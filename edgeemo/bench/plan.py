@@ -9,6 +9,7 @@ from typing import Any
 
 BATCHES: tuple[int, ...] = (1, 8, 32)
 LEAN = "edgeemo.bench.runners"
+CLASSIFIER_ORT = f"{LEAN}:classifier_ort"
 
 
 class Skip(Exception):
@@ -71,7 +72,7 @@ def lean_plan(
                     Config(
                         f"classifier/{model}/ort-{precision}-{device}",
                         "classifier",
-                        f"{LEAN}:classifier_ort",
+                        CLASSIFIER_ORT,
                         {"model": model, "precision": precision, "device": device, "batches": list(batches), **b},
                     )
                 )
@@ -80,7 +81,7 @@ def lean_plan(
                 Config(
                     f"classifier/{model}/ort-fp32-cpu-1thread",
                     "classifier",
-                    f"{LEAN}:classifier_ort",
+                    CLASSIFIER_ORT,
                     {
                         "model": model,
                         "precision": "fp32",
@@ -94,7 +95,7 @@ def lean_plan(
                 Config(
                     f"classifier/{model}/ort-fp32-portable-cpu",
                     "classifier",
-                    f"{LEAN}:classifier_ort",
+                    CLASSIFIER_ORT,
                     {
                         "model": model,
                         "precision": "fp32",

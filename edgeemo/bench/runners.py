@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from edgeemo.bench.flops import count_macs
 from edgeemo.bench.frames import DETECTOR_SIZES, PIPELINE_SIZES, DataDir, face_crops, frames_at
 from edgeemo.bench.plan import Skip
 from edgeemo.bench.stats import block_calls, interleave, summarize, time_batches_in_passes, time_calls
@@ -100,9 +99,6 @@ def _classifier_ort(params: Mapping[str, Any], name: str, precision: str, option
     except EdgeemoError as exc:  # the provider is not in this onnxruntime build
         raise Skip(str(exc)) from exc
     load_ms = (time.perf_counter() - t0) * 1e3
-    spec = model.spec.input
-    # counted on the portable graph: the padded channels of a layout copy are no useful work
-    macs = count_macs(portable_path(model), spec.height, spec.width, spec.channels, spec.layout)
     batches = list(params["batches"])
     inputs, source = model_inputs(model, batches, params.get("data"))
     stats = time_batches(params, {b: (lambda b=b: model.run_batch(inputs[b])) for b in batches})
@@ -115,7 +111,7 @@ def _classifier_ort(params: Mapping[str, Any], name: str, precision: str, option
         "providers": model.providers,
         "session_options": asdict(options),
         "load_ms": round(load_ms, 1),
-        "macs_per_item": macs,
+        "macs_per_item": params.get("macs_per_item"),  # counted by the harness (edgeemo.bench.flops.model_macs)
         "input": source,
         "stats": stats,
     }

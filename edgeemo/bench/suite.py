@@ -27,8 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from edgeemo.bench.flops import model_macs
 from edgeemo.bench.machine import machine_facts
-from edgeemo.bench.plan import Budget, Config
+from edgeemo.bench.plan import CLASSIFIER_ORT, Budget, Config
 from edgeemo.bench.worker import MARKER
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,13 @@ def run_plan(
     }
     prober = _prober(calls=5 if mode == "quick" else 20)  # a quick run only flags contention, cheaply
     t0 = time.perf_counter()
+    macs: dict[str, int | None] = {}
     for k, config in enumerate(plan):
+        if config.runner == CLASSIFIER_ORT:
+            name = config.params["model"]
+            if name not in macs:
+                macs[name] = model_macs(name)
+            config = replace(config, params={**config.params, "macs_per_item": macs[name]})
         probe = prober.probe().to_dict() if prober is not None else None
         result = run_isolated(config)
         if prober is not None:
