@@ -50,7 +50,9 @@ def load_runner(runner: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
         return getattr(importlib.import_module(target), func_name)
     spec = importlib.util.spec_from_file_location(Path(target).stem, target)
     if spec is None or spec.loader is None:
-        raise ImportError(f"{target}: not a Python file")
+        from edgeemo.errors import InputError
+
+        raise InputError(f"{target}: cannot load benchmark runners from it")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses and pickling look their module up here
     spec.loader.exec_module(module)
