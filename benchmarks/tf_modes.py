@@ -134,7 +134,7 @@ def classifier_tf(params: Mapping[str, Any]) -> dict[str, Any]:
     km = load_keras(keras_files(model)) if mode != "tflite-file" else None
     run = _callable(mode, km, params, model)
     batches = list(params["batches"])
-    inputs, source = model_inputs(model, batches)
+    inputs, source = model_inputs(model, batches, params.get("data"))
     if mode == "predict":  # ~40 ms a call: cap the count so the full run stays inside its budget
         params = {**params, "max_runs": min(int(params.get("max_runs", 50)), 50)}
     stats = time_batches(params, {b: (lambda b=b: run(inputs[b])) for b in batches})

@@ -70,3 +70,20 @@ def assert_thread_safe(astronaut_bgr: np.ndarray) -> Callable[[Any, int], None]:
             assert list(pool.map(detector.detect, batch)) == serial
 
     return check
+
+
+@pytest.fixture(scope="session")
+def unpacked_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The runtime wheel hatchling builds from this checkout (offline: no build isolation, hatchling from the dev
+    extra), unpacked as site-packages would hold it: put it first on PYTHONPATH to run edgeemo as installed."""
+    import subprocess
+    import sys
+    import zipfile
+
+    out = tmp_path_factory.mktemp("wheel")
+    build = "import sys; from hatchling.build import build_wheel; build_wheel(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", build, str(out)], cwd=REPO, check=True, capture_output=True, timeout=300)
+    (whl,) = out.glob("edgeemo-*.whl")
+    with zipfile.ZipFile(whl) as z:
+        z.extractall(out / "site")
+    return out / "site"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from edgeemo.bench.plan import QUICK, Config, lean_plan
@@ -18,6 +20,7 @@ from edgeemo.bench.stats import interleave, percentile, summarize
 from edgeemo.bench.suite import load_results, run_isolated
 from edgeemo.detectors import DEFAULT_DETECTOR
 from edgeemo.errors import InputError
+from edgeemo.runtime.assets import SAMPLE_CLIP
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,12 +61,14 @@ def test_isolated_run_reports_errors_and_skips() -> None:
     assert missing["peak_rss_mib"] > 0
 
 
-def _quick_run(tmp_path: Path) -> dict:
+def _quick_run(tmp_path: Path, site: Path) -> dict:
+    """``edgeemo bench --quick`` as installed from the wheel (``site``), run from a folder outside the checkout."""
     out = tmp_path / "quick.json"
     table = tmp_path / "RESULTS.md"
     cmd = [sys.executable, "-c", "from edgeemo.cli import main; main()", "bench", "--quick", "-m", "mini-xception"]
     cmd += ["-d", "dlib-hog", "-d", DEFAULT_DETECTOR, "-o", str(out), "--table", str(table)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     doc = load_results(out)
     doc["_table"] = table.read_text()
@@ -72,8 +77,8 @@ def _quick_run(tmp_path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def quick_doc(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return _quick_run(tmp_path_factory.mktemp("bench"))
+def quick_doc(tmp_path_factory: pytest.TempPathFactory, unpacked_wheel: Path) -> dict:
+    return _quick_run(tmp_path_factory.mktemp("bench"), unpacked_wheel)
 
 
 def test_quick_run_writes_valid_results(quick_doc: dict) -> None:
@@ -118,6 +123,7 @@ def test_quick_prints_a_table_with_the_default_detector_and_the_pipeline(quick_d
         p50 = r["data"]["sizes"][0]["stats"]["p50_ms"]
         assert "640x480" in rows[rid] and f"| {_fmt(p50)} |" in rows[rid], rows
         assert r["data"]["sizes"][0]["faces_per_frame"][0] >= 1  # real frames with a face, not noise
+        assert r["data"]["frames"] == f"sample clip {SAMPLE_CLIP}"  # the installed default input
     fp32 = next(r for r in quick_doc["results"] if r["id"] == "classifier/mini-xception/ort-fp32-cpu")
     assert f"| {_fmt(fp32['data']['stats'][0]['p50_ms'])} |" in rows[fp32["id"]]
     assert f"quick run, {quick_doc['total_wall_s']} s" in quick_doc["_stdout"]
@@ -127,7 +133,7 @@ def test_quick_plan_defaults_to_the_default_model_and_detector() -> None:
     from edgeemo.bench.suite import build_plan
     from edgeemo.runtime.assets import DEFAULT_MODEL
 
-    plan, budget, _ = build_plan(quick=True)
+    plan, budget = build_plan(quick=True)
     ids = [c.id for c in plan]
     assert budget is QUICK and ids[0] == "import/edgeemo"
     assert {c.params["model"] for c in plan if c.kind in ("classifier", "compare")} == {DEFAULT_MODEL}
@@ -135,7 +141,7 @@ def test_quick_plan_defaults_to_the_default_model_and_detector() -> None:
         f"detector/{DEFAULT_DETECTOR}",
         f"pipeline/{DEFAULT_DETECTOR}",
     ]
-    full, _, _ = build_plan(quick=False, models=[DEFAULT_MODEL], detectors=[])
+    full, _ = build_plan(quick=False, models=[DEFAULT_MODEL], detectors=[])
     assert f"classifier/{DEFAULT_MODEL}/ort-fp32-cpu-1thread" in [c.id for c in full]
 
 
@@ -237,13 +243,33 @@ def test_plan_covers_every_batch_precision_and_detector_option() -> None:
     assert all(c.params.get("batches", [1, 8, 32]) == [1, 8, 32] for c in plan)
 
 
+def test_the_tensorflow_rows_take_their_runners_from_an_explicit_file(tmp_path: Path) -> None:
+    from edgeemo.bench.suite import build_plan
+
+    runners = REPO / "benchmarks" / "tf_modes.py"
+    plan, _ = build_plan(quick=True, tf_runners=runners, detectors=[], pipeline=False)
+    tf_rows = [c for c in plan if c.runner.startswith(f"{runners}:")]
+    assert {c.id for c in tf_rows} >= {"classifier/mini-xception/tf-function", "compare/mini-xception/ort-vs-tf"}
+    with pytest.raises(InputError, match="TensorFlow runners not found"):
+        build_plan(quick=True, tf_runners=tmp_path / "tf_modes.py")
+
+
+def test_a_runner_file_runs_in_the_worker_without_touching_sys_path(tmp_path: Path) -> None:
+    (tmp_path / "my_runners.py").write_text(
+        "import sys\ndef echo(params):\n    return {'x': params['x'], 'path': sys.path}\n"
+    )
+    result = run_isolated(Config("x/file", "classifier", f"{tmp_path / 'my_runners.py'}:echo", {"x": 3}))
+    assert result["status"] == "ok", result
+    assert result["data"]["x"] == 3 and str(tmp_path) not in result["data"]["path"]
+
+
 @pytest.mark.slow
 @pytest.mark.export
 def test_tensorflow_runners_time_the_same_model() -> None:
     pytest.importorskip("tensorflow")
-    sys.path.insert(0, str(REPO))
-    from benchmarks.tf_modes import classifier_tf
+    from edgeemo.bench.worker import load_runner
 
+    classifier_tf = load_runner(f"{REPO / 'benchmarks' / 'tf_modes.py'}:classifier_tf")
     timing = {"batches": [1, 8], "warmup": 1, "min_runs": 2, "max_runs": 3, "budget_s": 0.01}
     for mode in ("function", "tflite-file"):
         data = classifier_tf(
@@ -253,28 +279,20 @@ def test_tensorflow_runners_time_the_same_model() -> None:
         assert all(s["p50_ms"] > 0 for s in data["stats"])
 
 
-def test_frames_fall_back_to_the_astronaut_without_shared_data(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("skimage")
-    from edgeemo.bench import frames
+def test_the_harness_counts_multiply_adds_once_per_model() -> None:
+    from edgeemo.bench.flops import model_macs
 
-    monkeypatch.setattr(frames, "shared_data_dir", lambda: None)
-    imgs, source = frames.frames_at(1280, 720)
-    assert source == "scikit-image astronaut"
-    assert [f.shape for f in imgs] == [(720, 1280, 3)]
-    crops, crop_source = frames.face_crops(5)
-    assert len(crops) == 5 and crop_source == "scikit-image astronaut face" and crops[0].ndim == 2
+    assert model_macs("mini-xception") == 10_163_392  # 10.2 M per face, as benchmarks/results/full.json records
+    assert model_macs("no-such-model") is None
 
 
-def test_frames_fall_back_to_the_sample_clip_without_shared_data_or_scikit_image(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_frames_default_to_the_shipped_sample_clip() -> None:
     from edgeemo.bench import frames
     from edgeemo.detectors import create_detector
 
-    monkeypatch.setattr(frames, "shared_data_dir", lambda: None)
-    monkeypatch.setattr(frames, "_astronaut", lambda: None)
     imgs, source = frames.frames_at(640, 480)
-    assert source == "sample clip astronaut.mp4" and len(imgs) == 4
+    assert source == f"sample clip {SAMPLE_CLIP}" and len(imgs) == 4
+    assert [f.shape for f in imgs] == [(480, 640, 3)] * 4
     det = create_detector(DEFAULT_DETECTOR)
     try:
         assert all(len(det.detect(f)) == 1 for f in imgs)  # the clip's one face in every frame
@@ -283,6 +301,36 @@ def test_frames_fall_back_to_the_sample_clip_without_shared_data_or_scikit_image
         assert len(det.detect(cv2.cvtColor(crops[0], cv2.COLOR_GRAY2BGR))) == 1  # the crop holds the face
     finally:
         det.close()
+
+
+def test_frames_come_from_an_explicit_data_folder(shared_data: Path) -> None:
+    from edgeemo.bench import frames
+
+    imgs, source = frames.frames_at(1280, 720, data=shared_data)
+    assert source == "data folder: 1zlab_face.mp4 frames + photos"
+    assert [f.shape for f in imgs] == [(720, 1280, 3)] * 4
+    crops, crop_source = frames.face_crops(5, data=shared_data)
+    assert crop_source == "FER2013 PublicTest" and [c.shape for c in crops] == [(48, 48)] * 5
+
+
+def test_a_data_folder_without_inputs_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from edgeemo.bench.suite import build_plan
+
+    for bad in (tmp_path / "absent", tmp_path):
+        with pytest.raises(InputError, match=str(bad)):
+            build_plan(quick=True, data=bad)
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "a.jpg"), np.full((8, 8, 3), 128, np.uint8))
+    plan, _ = build_plan(quick=True, data=tmp_path)
+    assert {c.params["data"] for c in plan} == {str(tmp_path)}
+
+
+def test_the_bench_package_never_reaches_into_a_checkout() -> None:
+    """No ``sys.path`` edits, no ``__file__``-relative paths, no ../shared: the installed tool stands alone."""
+    files = [*sorted((REPO / "edgeemo" / "bench").glob("*.py")), REPO / "edgeemo" / "cli" / "bench_cmd.py"]
+    for f in files:
+        text = f.read_text()
+        assert not [w for w in ("sys.path", "__file__", "shared/data", '"shared"') if w in text], f.name
 
 
 def test_spinning_can_be_turned_off_in_the_one_session_place() -> None:

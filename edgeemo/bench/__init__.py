@@ -1,7 +1,7 @@
 """Benchmark harness: timing statistics, machine facts, isolated runs per configuration, reports.
 
 Only the lean install is needed here (onnxruntime, OpenCV, numpy); the TensorFlow / TFLite comparisons live in
-the repository's ``benchmarks/`` folder and plug in through :data:`edgeemo.bench.plan.Config.runner`.
+a source checkout's ``benchmarks/tf_modes.py`` and plug in as a runner file (``edgeemo bench --tf``).
 """
 
 from __future__ import annotations

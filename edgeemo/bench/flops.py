@@ -1,13 +1,29 @@
 """Multiply-adds per item of an ONNX classifier, counted from its Conv / Gemm / MatMul nodes.
 
 Needs the ``onnx`` package (in the ``dev`` and ``export`` extras) for shape inference; returns None without it,
-so the lean harness simply leaves the figure out.
+so the lean harness simply leaves the figure out. The harness counts in its own process, once per model: importing
+``onnx`` takes seconds and tens of MiB, which must not land in a measured configuration's time or peak memory.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+
+
+def model_macs(name: str) -> int | None:
+    """Multiply-adds per item of a model's portable fp32 graph (its other precisions share the architecture), None
+    when the model cannot be loaded here or ``onnx`` is missing."""
+    from edgeemo.errors import EdgeemoError
+    from edgeemo.runtime.assets import resolve_model
+    from edgeemo.runtime.model import EmotionModel
+
+    try:
+        path = resolve_model(name, "fp32")
+        spec = EmotionModel.load(path).spec.input
+    except EdgeemoError:
+        return None
+    return count_macs(path, spec.height, spec.width, spec.channels, spec.layout)
 
 
 def count_macs(path: str | Path, height: int, width: int, channels: int, layout: str = "NHWC") -> int | None:

@@ -1,6 +1,6 @@
-"""Real inputs for benchmarks: video frames and photos from ``../shared/data`` when the checkout has it,
-else scikit-image's astronaut, else the sample clip shipped with edgeemo; face crops for the classifiers from
-FER2013 PublicTest or the same fallbacks.
+"""Real inputs for benchmarks: by default the sample clip shipped with edgeemo (its frames, and its face as the
+classifiers' crop); with a data folder (``edgeemo bench --data DIR``, in the layout of the project's shared data:
+``videos/1zlab_face.mp4``, ``photos/*.jpg``, ``fer2013-publictest/``) that folder's frames, photos and crops.
 
 Every function returns the source it used, so a result file says what was measured.
 """
@@ -8,24 +8,36 @@ Every function returns the source it used, so a result file says what was measur
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edgeemo.errors import InputError
 from edgeemo.runtime.assets import sample_clip
 
 log = logging.getLogger(__name__)
 
 DETECTOR_SIZES: tuple[tuple[int, int], ...] = ((640, 480), (1280, 720), (1920, 1080))
 PIPELINE_SIZES: tuple[tuple[int, int], ...] = ((960, 540), (640, 480))  # 960x540: the thesis measured 168 ms
+DATA_VIDEO = Path("videos", "1zlab_face.mp4")
+DATA_PHOTOS = "photos"  # *.jpg
+DATA_CROPS = "fer2013-publictest"  # *.png / *.jpg face crops, in class folders
+
+DataDir = str | os.PathLike[str] | None
 
 
-def shared_data_dir() -> Path | None:
-    """``../shared/data`` beside the repository checkout, when present."""
-    here = Path(__file__).resolve().parents[2]
-    p = here.parent / "shared" / "data"
-    return p if p.is_dir() else None
+def check_data_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a benchmark data folder; an :class:`InputError` when it holds none of the inputs used here."""
+    p = Path(path)
+    if not p.is_dir():
+        raise InputError(f"{p}: benchmark data folder not found")
+    if not ((p / DATA_VIDEO).is_file() or any((p / DATA_PHOTOS).glob("*.jpg")) or (p / DATA_CROPS).is_dir()):
+        raise InputError(
+            f"{p}: no benchmark inputs in it (expected {DATA_VIDEO}, {DATA_PHOTOS}/*.jpg or {DATA_CROPS}/)"
+        )
+    return p
 
 
 def _video_frames(path: Path, count: int) -> list[np.ndarray]:
@@ -44,35 +56,23 @@ def _video_frames(path: Path, count: int) -> list[np.ndarray]:
         cap.release()
 
 
-def _astronaut() -> np.ndarray | None:
-    try:
-        from skimage import data
-    except ImportError:
-        return None
-    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
-
-
-def source_frames(count: int = 4) -> tuple[list[np.ndarray], str]:
+def source_frames(count: int = 4, data: DataDir = None) -> tuple[list[np.ndarray], str]:
     """A few real BGR frames with faces, at their native size, and a description of where they came from."""
-    shared = shared_data_dir()
-    if shared is not None:
-        video = shared / "videos" / "1zlab_face.mp4"
+    if data is not None:
+        video = Path(data) / DATA_VIDEO
         frames = _video_frames(video, count) if video.is_file() else []
-        photos = sorted((shared / "photos").glob("*.jpg"))
+        photos = sorted((Path(data) / DATA_PHOTOS).glob("*.jpg"))
         for p in photos[: max(0, count - len(frames))]:
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if img is not None:
                 frames.append(img)
         if frames:
-            return frames, f"shared data: {video.name} frames + photos"
-    astro = _astronaut()
-    if astro is not None:
-        return [astro], "scikit-image astronaut"
+            return frames, f"data folder: {video.name} frames + photos"
     clip = sample_clip()
     frames = _video_frames(clip, count) if clip is not None else []
     if frames:
         return frames, f"sample clip {clip.name}"
-    raise LookupError("no real frames: ../shared/data is absent, scikit-image is not installed and no sample clip")
+    raise LookupError("no real frames: no frames in the data folder and no sample clip in this install")
 
 
 def resize_cover(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -86,28 +86,21 @@ def resize_cover(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(big[y0 : y0 + height, x0 : x0 + width])
 
 
-def frames_at(width: int, height: int, count: int = 4) -> tuple[list[np.ndarray], str]:
-    frames, source = source_frames(count)
+def frames_at(width: int, height: int, count: int = 4, data: DataDir = None) -> tuple[list[np.ndarray], str]:
+    frames, source = source_frames(count, data)
     return [resize_cover(f, width, height) for f in frames], source
 
 
-def face_crops(count: int) -> tuple[list[np.ndarray], str]:
-    """``count`` grayscale face crops (repeated if there are fewer): FER2013 PublicTest, else astronaut, else noise."""
-    shared = shared_data_dir()
+def face_crops(count: int, data: DataDir = None) -> tuple[list[np.ndarray], str]:
+    """``count`` grayscale face crops (repeated if there are fewer): the data folder's FER2013 PublicTest, else
+    the sample clip's face, else seeded noise."""
     crops: list[np.ndarray] = []
     source = ""
-    if shared is not None:
-        files = (
-            sorted((shared / "fer2013-publictest").rglob("*.png"))[:count]
-            or sorted((shared / "fer2013-publictest").rglob("*.jpg"))[:count]
-        )
+    if data is not None:
+        folder = Path(data) / DATA_CROPS
+        files = sorted(folder.rglob("*.png"))[:count] or sorted(folder.rglob("*.jpg"))[:count]
         crops = [c for c in (cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files) if c is not None]
         source = "FER2013 PublicTest"
-    if not crops:
-        astro = _astronaut()
-        if astro is not None:
-            crops = [cv2.cvtColor(astro[30:230, 140:320], cv2.COLOR_BGR2GRAY)]
-            source = "scikit-image astronaut face"
     clip = sample_clip() if not crops else None
     frames = _video_frames(clip, 1) if clip is not None else []
     if frames:

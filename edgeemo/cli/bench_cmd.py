@@ -15,6 +15,7 @@ bench_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(bench_app, name="bench")
+TF_RUNNERS = Path("benchmarks", "tf_modes.py")  # relative to the current folder: run from a checkout's root
 
 
 @bench_app.callback()
@@ -45,6 +46,18 @@ def bench_command(
     with_tf: Annotated[
         bool, typer.Option("--tf", help="Add TensorFlow / TFLite comparisons (export extra, source checkout).")
     ] = False,
+    tf_runners: Annotated[
+        Path,
+        typer.Option("--tf-runners", help="With --tf: the checkout's TensorFlow runners file."),
+    ] = TF_RUNNERS,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Folder of real inputs (videos/1zlab_face.mp4, photos/*.jpg, fer2013-publictest/, as in the "
+            "project's shared data); default: the sample clip shipped with edgeemo.",
+        ),
+    ] = None,
     no_detectors: Annotated[bool, typer.Option("--no-detectors", help="Skip detectors and pipeline.")] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Result JSON (default: bench-<mode>.json).")] = None,
     table: Annotated[Path | None, typer.Option("--table", help="Also write the markdown table here.")] = None,
@@ -66,12 +79,13 @@ def bench_command(
     from edgeemo.bench.report import brief, markdown
     from edgeemo.bench.suite import build_plan, run_plan, write_results
 
-    plan, budget, sys_path = build_plan(
+    plan, budget = build_plan(
         quick=quick,
         models=model,
-        with_tf=with_tf,
+        tf_runners=tf_runners if with_tf else None,
         detectors=[] if no_detectors else detector,
         pipeline=not no_detectors,
+        data=data,
     )
     mode = "quick" if quick else "full"
 
@@ -79,7 +93,7 @@ def bench_command(
         detail = result.get("reason") or result.get("error") or f"{result.get('wall_s')} s"
         typer.echo(f"[{k}/{n}] {result['id']}: {result['status']} ({detail})", err=True)
 
-    doc = run_plan(plan, mode=mode, budget=budget, sys_path=sys_path, progress=progress)
+    doc = run_plan(plan, mode=mode, budget=budget, progress=progress)
     if peak_gflops:
         doc["peak_gflops"] = peak_gflops
     path = write_results(doc, out or Path(f"bench-{mode}.json"))

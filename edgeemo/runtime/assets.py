@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edgeemo.errors import ModelError
 
@@ -25,26 +25,33 @@ DEFAULT_MODEL = "mini-xception"
 PRECISION_SUFFIX = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 LAYOUT_SUFFIX = {"avx512": "model.avx512.onnx"}  # fp32 only
 SAMPLE_CLIP = "astronaut.mp4"
+Packaged = Literal["models", "samples"]  # folders shipped as edgeemo/_models and edgeemo/_samples
+
+
+def _packaged_candidates(kind: Packaged) -> tuple[Path, Path]:
+    package = Path(__file__).resolve().parents[1]
+    return package / f"_{kind}", package.parent / kind
+
+
+def packaged_dir(kind: Packaged) -> Path | None:
+    """A folder shipped with edgeemo: ``edgeemo/_<kind>`` when installed, the repository's ``<kind>/`` in a
+    checkout (or an editable install); None when neither exists. The one place that knows both layouts."""
+    return next((p for p in _packaged_candidates(kind) if p.is_dir()), None)
 
 
 def sample_clip() -> Path | None:
-    """The shipped sample clip: ``edgeemo/_samples`` when installed, the repository's ``samples/`` in a checkout."""
-    package = Path(__file__).resolve().parents[1]
-    for folder in (package / "_samples", package.parent / "samples"):
-        if (folder / SAMPLE_CLIP).is_file():
-            return folder / SAMPLE_CLIP
-    return None
+    """The shipped sample clip, None when this install lacks it."""
+    folder = packaged_dir("samples")
+    clip = folder / SAMPLE_CLIP if folder is not None else None
+    return clip if clip is not None and clip.is_file() else None
 
 
 def shipped_models_dir() -> Path:
-    here = Path(__file__).resolve().parents[1]
-    installed = here / "_models"
-    if installed.is_dir():
-        return installed
-    checkout = here.parent / "models"
-    if checkout.is_dir():
-        return checkout
-    raise ModelError(f"shipped models not found (looked in {installed} and {checkout})")
+    folder = packaged_dir("models")
+    if folder is None:
+        looked = " and ".join(str(p) for p in _packaged_candidates("models"))
+        raise ModelError(f"shipped models not found (looked in {looked})")
+    return folder
 
 
 def asset_path(*parts: str) -> Path:
