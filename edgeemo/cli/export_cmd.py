@@ -17,6 +17,7 @@ from rich.console import Console
 from edgeemo.cli.app import app
 from edgeemo.errors import ExportError, MissingDependencyError
 from edgeemo.io.sinks import write_json_atomic
+from edgeemo.runtime.spec import PRECISIONS
 
 FacesOpt = Annotated[
     Path | None,
@@ -108,7 +109,7 @@ def export_command(
         ),
     ] = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (13 or newer).")] = 17,
-    precision: Annotated[str, typer.Option("--precision", help="Any of fp32,fp16,int8.")] = "fp32,fp16",
+    precision: Annotated[str, typer.Option("--precision", help=f"Any of {','.join(PRECISIONS)}.")] = "fp32,fp16",
     calibration: Annotated[
         Path | None, typer.Option("--calibration", help="Folder of face images for INT8 calibration.")
     ] = None,
@@ -165,7 +166,9 @@ def parity_command(
     keras: Annotated[
         list[Path] | None, typer.Option("--keras", help="Original Keras HDF5 file(s) (default: found beside).")
     ] = None,
-    precision: Annotated[str, typer.Option("--precision", help="Variants to check: all or fp32,fp16,int8.")] = "all",
+    precision: Annotated[
+        str, typer.Option("--precision", help=f"Variants to check: all or {','.join(PRECISIONS)}.")
+    ] = "all",
     limit: LimitOpt = None,
     threshold: ThresholdOpt = None,
     json_out: JsonOpt = None,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Collection
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
 from edgeemo.cli.shared_options import FACES_PANEL, SHARED, pipeline_options
 from edgeemo.io.images import DEFAULT_MAX_PIXELS
+from edgeemo.render.annotate import VaBars
 from edgeemo.video.reader import DEFAULT_STREAM_TIMEOUT
 
 MaxPixelsOpt = Annotated[
@@ -37,7 +38,7 @@ StreamTimeoutOpt = Annotated[
     ),
 ]
 VaBarsOpt = Annotated[
-    Literal["auto", "always", "never"],
+    VaBars,
     typer.Option(
         "--va-bars",
         help="Valence/arousal panels beside faces, only where they cover no face or other panel (auto: images "

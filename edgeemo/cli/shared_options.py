@@ -5,13 +5,14 @@ checks agree, with the library's defaults (:data:`SHARED`), and how their values
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
 from edgeemo.detectors import parse_detector_options
 from edgeemo.pipeline import PipelineOptions
-from edgeemo.runtime.session import SessionOptions
+from edgeemo.runtime.session import CpuLayout, Device, GraphOptLevel, SessionOptions
+from edgeemo.runtime.spec import Precision
 
 _RUNTIME = "Runtime"
 FACES_PANEL = "Faces"
@@ -26,11 +27,11 @@ ModelOpt = Annotated[
     ),
 ]
 PrecisionOpt = Annotated[
-    Literal["fp32", "fp16", "int8"],
+    Precision,
     typer.Option("--precision", help="Which exported file of the model to run.", rich_help_panel=_RUNTIME),
 ]
 DeviceOpt = Annotated[
-    Literal["auto", "cpu", "cuda", "tensorrt"],
+    Device,
     typer.Option(
         "--device",
         help="Execution provider; auto picks TensorRT > CUDA > CPU as available.",
@@ -55,11 +56,11 @@ ThreadsOpt = Annotated[
     ),
 ]
 GraphOptOpt = Annotated[
-    Literal["disable", "basic", "extended", "all"],
+    GraphOptLevel,
     typer.Option("--graph-opt", help="onnxruntime graph optimisation level.", rich_help_panel=_RUNTIME),
 ]
 CpuLayoutOpt = Annotated[
-    Literal["auto", "portable", "avx512"],
+    CpuLayout,
     typer.Option(
         "--cpu-layout",
         help="Which FP32 file the CPU runs: auto takes the AVX-512 layout copy (narrow layers padded to "
@@ -159,12 +160,12 @@ SHARED: dict[str, tuple[Any, Any]] = {
 def pipeline_options(
     *,
     model: str = _PIPELINE.model,
-    precision: str = _PIPELINE.precision,
-    device: str = _SESSION.device,
+    precision: Precision = _PIPELINE.precision,
+    device: Device = _SESSION.device,
     strict_device: bool = _SESSION.strict_device,
     threads: int | None = _SESSION.intra_op_threads,
-    graph_opt: str = _SESSION.graph_optimization,
-    cpu_layout: str = _SESSION.cpu_layout,
+    graph_opt: GraphOptLevel = _SESSION.graph_optimization,
+    cpu_layout: CpuLayout = _SESSION.cpu_layout,
     batch_slice: int | None = _SESSION.batch_slice,
     trt_cache: Path | None = None,
     va: list[Path] | None = None,
@@ -181,7 +182,7 @@ def pipeline_options(
         detector=detector,
         detector_options=parse_detector_options(detector_option),
         session=SessionOptions(
-            device=device,  # type: ignore[arg-type]  # checked by the option's Literal
+            device=device,
             strict_device=strict_device,
             intra_op_threads=threads,
             graph_optimization=graph_opt,

@@ -19,7 +19,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 METADATA_KEY = "edgeemo.detector"
 ModelChoice = Literal["short", "full", "auto"]
-MODEL_CHOICES: tuple[str, ...] = ("short", "full", "auto")
+MODEL_CHOICES: tuple[ModelChoice, ...] = get_args(ModelChoice)
 ANTIALIAS_FACTOR = 1.5  # with antialias, shrink large frames by area averaging to this many input sizes first
 MODEL_FILES = {"short": "face_detection_short_range.onnx", "full": "face_detection_full_range.onnx"}
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from edgeemo.errors import DecodeError, EdgeemoError, InputError
+from edgeemo.errors import DecodeError, EdgeemoError, InputError, one_line
 from edgeemo.io.sinks import create_temp, output_error
 
 log = logging.getLogger(__name__)
@@ -300,8 +300,7 @@ class _OpenCVDecoder:
 
 
 def _av_reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return str(text).strip().splitlines()[0][:200] if str(text).strip() else type(exc).__name__
+    return one_line(exc, 200)
 
 
 # ----------------------------------------------------------------------------------------------- reader
