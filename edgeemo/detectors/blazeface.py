@@ -24,8 +24,9 @@ from typing import Literal, get_args
 import cv2
 import numpy as np
 
-from edgeemo.detectors._frames import check_frame, clipped_box
-from edgeemo.errors import EdgeemoError, InputError, ModelError
+from edgeemo.detectors._frames import clipped_box
+from edgeemo.detectors.common import DetectorBase
+from edgeemo.errors import InputError, ModelError
 from edgeemo.results import Face
 from edgeemo.runtime.assets import asset_path
 from edgeemo.runtime.session import SessionOptions, create_session
@@ -279,7 +280,7 @@ def tiles(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, i
     return [(x, y, x + tw, y + th) for y in ys for x in xs]
 
 
-class BlazeFaceDetector:
+class BlazeFaceDetector(DetectorBase):
     """BlazeFace on onnxruntime.
 
     ``model``:
@@ -332,16 +333,13 @@ class BlazeFaceDetector:
         # BlazeFace is small: one thread runs it as fast as two on an idle CPU and several times faster on a
         # busy one (docs/detectors.md), and leaves the other cores to the classifier.
         options = session_options if session_options is not None else SessionOptions(intra_op_threads=1)
-        self._model: BlazeFaceModel | None = BlazeFaceModel(path, options)
+        self._model = BlazeFaceModel(path, options)
         spec = self._model.spec
         self.min_score = spec.min_score if min_score is None else float(min_score)
         self.min_suppression = spec.min_suppression if min_suppression is None else float(min_suppression)
         self.keypoint_names = spec.keypoints
 
-    def detect(self, frame: np.ndarray) -> list[Face]:
-        frame = check_frame(frame, self.name)
-        if self._model is None:
-            raise EdgeemoError("detector 'blazeface' was closed")
+    def _detect(self, frame: np.ndarray) -> list[Face]:
         h, w = frame.shape[:2]
         d = self._model.detect(frame, self.min_score, self.min_suppression, self.antialias)
         if self.model == "auto":
@@ -392,13 +390,5 @@ class BlazeFaceDetector:
         )
         return weighted_nms(merged, self.min_suppression)
 
-    def close(self) -> None:
-        if self._model is not None:
-            self._model.close()
-        self._model = None
-
-    def __enter__(self) -> BlazeFaceDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _release(self) -> None:
+        self._model.close()
