@@ -223,8 +223,8 @@ class BlazeFaceModel:
         s = self.spec.size
         fx = fy = 1.0
         if antialias and max(h, w) > ANTIALIAS_FACTOR * s:
-            # Shrink by an integer factor first (OpenCV's fast box filter, ~10x cheaper than an arbitrary
-            # factor at 1080p), then by area averaging to exactly ANTIALIAS_FACTOR input sizes.
+            # Shrink by an integer factor first (OpenCV's fast box filter; docs/benchmarks.md), then by area
+            # averaging to exactly ANTIALIAS_FACTOR input sizes.
             step = int(max(h, w) // (ANTIALIAS_FACTOR * s))
             if step >= 2:
                 frame = cv2.resize(frame, None, fx=1 / step, fy=1 / step, interpolation=cv2.INTER_AREA)
@@ -238,8 +238,8 @@ class BlazeFaceModel:
         warp = np.array([[scale, 0.0, left], [0.0, scale, top]])
         square = cv2.warpAffine(frame, warp, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         rgb = cv2.cvtColor(square, cv2.COLOR_GRAY2RGB if square.ndim == 2 else cv2.COLOR_BGR2RGB)
-        # OpenCV's table lookup: 6x faster than numpy fancy indexing here (0.08 vs 0.46 ms at 192x192), same
-        # values. A new array per call: concurrent calls share no buffer.
+        # OpenCV's table lookup: faster than numpy indexing, same values (docs/benchmarks.md). A new array per
+        # call: concurrent calls share no buffer.
         x = cv2.LUT(rgb, self._lut)
         boxes, scores = self._session.run(
             [self.spec.boxes_output, self.spec.scores_output], {self.spec.input_name: x[None]}

@@ -1,7 +1,7 @@
 """``dlib-cnn``: dlib's MMOD CNN face detector with the shipped ``mmod_human_face_detector.dat`` (CC0).
 
 More robust than HOG to pose and lighting, but made for a CUDA build of dlib: on a CPU it takes seconds per
-frame (about 2 s at 960x540), so creating it without CUDA logs a warning once per process. Scores are
+frame, so creating it without CUDA logs a warning once per process. Scores are
 dlib's detection confidences (MMOD margins), not probabilities.
 """
 

@@ -5,7 +5,7 @@ times the cost). Scores are the SVM margins dlib reports (0 is its default thres
 
 dlib's detector keeps the image pyramid of its last call inside the object, so one object must not serve two
 threads at once; dlib does release the GIL while it scans. Each call therefore borrows a dlib detector from a
-small pool (made when none is free: about 0.4 s each, so a pool outlives the threads and runs that use it),
+small pool (made when none is free; making one is slow, so a pool outlives the threads and runs that use it),
 which makes this detector thread-safe: video runs detect frames ahead on every core with it, as they do with
 BlazeFace.
 """
@@ -28,7 +28,7 @@ class DlibHogDetector(DetectorBase):
 
     name = "dlib-hog"
     thread_safe = True  # each call borrows its own dlib detector from a pool
-    cpu_heavy = True  # 20-60 ms per 640x480 frame: worth every core even while a video is encoded
+    cpu_heavy = True  # tens of ms per frame: worth every core even while a video is encoded
 
     def __init__(self, upsample: int = 0, threshold: float = 0.0) -> None:
         if int(upsample) < 0:

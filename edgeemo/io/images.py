@@ -299,8 +299,7 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list
     root = Path(folder)
     if not root.is_dir():
         raise DecodeError(f"{root}: not a folder")
-    # os.walk/os.scandir rather than Path.rglob: a quarter of the time on the 3,589 FER PublicTest faces (25 vs
-    # 94 ms), which showed in `edgeemo classify` runs of about a second.
+    # os.walk/os.scandir rather than Path.rglob: several times faster on big folders (docs/benchmarks.md).
     found: list[str] = []  # relative POSIX paths
 
     def unreadable(exc: OSError) -> None:  # an unreadable sub-folder is skipped, as Path.rglob does

@@ -47,8 +47,7 @@ class SessionOptions:
     strict_device: bool = False
     intra_op_threads: int | None = None  # None: onnxruntime's default (one per physical core)
     inter_op_threads: int | None = None
-    # Idle intra-op threads spin before sleeping: lowest latency on a quiet machine, but when other work shares
-    # the cores (load 10 on 2 cores) spinning off ran batch 32 0.5-0.8x the time (benchmarks/ort_study.py).
+    # Idle intra-op threads spin before sleeping: fastest when idle, slower on shared cores (docs/benchmarks.md).
     intra_op_spinning: bool = True
     graph_optimization: GraphOptLevel = "all"
     trt_fp16: bool = True
@@ -60,8 +59,8 @@ class SessionOptions:
     # an AVX-512 CPU and the folder has it.
     cpu_layout: CpuLayout = "auto"
     # Largest batch handed to one session call; bigger batches run in slices of this size. None: 8 on the CPU
-    # provider (a batch of 8 keeps a small CNN's activations in L2; batch 32 in one call ran 10-20% fewer
-    # faces/s on 2 AVX-512 cores), unlimited on CUDA/TensorRT. 0: never slice.
+    # provider (a batch of 8 keeps a small CNN's activations in L2; docs/benchmarks.md), unlimited on CUDA/TensorRT.
+    # 0: never slice.
     batch_slice: int | None = None
 
 
