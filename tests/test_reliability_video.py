@@ -110,6 +110,7 @@ def sample_frames(n: int) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------ broken files via CLI
+@pytest.mark.slow
 def test_corrupt_and_truncated_files_finish_with_complete_outputs(tmp_path: Path) -> None:
     data = SAMPLE.read_bytes()
     corrupt = bytearray(data)
@@ -244,6 +245,7 @@ def _check_finalised(out: Path, jsonl: Path, table: Path) -> int:
     return len(lines)
 
 
+@pytest.mark.slow
 @needs_fifo
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_signal_during_a_stall_ends_promptly_with_outputs_finalised(tmp_path: Path, sig: signal.Signals) -> None:

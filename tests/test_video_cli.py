@@ -67,6 +67,7 @@ def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_finalises_video_jsonl_and_timeline(tmp_path: Path) -> None:
     out, jsonl, tl = tmp_path / "a.mp4", tmp_path / "f.jsonl", tmp_path / "t.png"
     # dlib-hog with upsampling is slow enough (several frames a second) to be stopped mid-clip.
