@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "SessionOptions": "edgeemo.runtime.session",
     "Framing": "edgeemo.runtime.spec",
     "ModelSpec": "edgeemo.runtime.spec",
+    "VideoOptions": "edgeemo.video.options",
     "VideoSession": "edgeemo.video.session",
 }
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from edgeemo.runtime.model import EmotionModel
     from edgeemo.runtime.session import SessionOptions
     from edgeemo.runtime.spec import Framing, ModelSpec
+    from edgeemo.video.options import VideoOptions
     from edgeemo.video.session import VideoSession
 
     load_model = EmotionModel.load
@@ -90,6 +92,7 @@ __all__ = [
     "Pipeline",
     "Prediction",
     "SessionOptions",
+    "VideoOptions",
     "VideoSession",
     "__version__",
     "annotate",

@@ -83,3 +83,13 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def one_line(error: BaseException | str, limit: int | None = None) -> str:
+    """An error's text on one line: its own reason (an OS error's ``strerror``) or message, lines joined by spaces,
+    cut to ``limit`` characters; the exception's type name when it has no text."""
+    text = error if isinstance(error, str) else getattr(error, "strerror", None) or str(error)
+    line = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    if not line:
+        return "" if isinstance(error, str) else type(error).__name__
+    return line if limit is None or len(line) <= limit else line[: limit - 1] + "…"

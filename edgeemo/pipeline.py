@@ -34,7 +34,7 @@ from edgeemo.runtime.assets import DEFAULT_MODEL
 from edgeemo.runtime.crops import CropBatch, crop_faces, face_eyes, framing_override
 from edgeemo.runtime.model import EmotionModel
 from edgeemo.runtime.session import SessionOptions
-from edgeemo.runtime.spec import EMOTION_HEAD, Framing, InputSpec
+from edgeemo.runtime.spec import EMOTION_HEAD, Framing, InputSpec, Precision
 from edgeemo.va import derive_va
 from edgeemo.video.options import VideoOptions
 from edgeemo.video.session import VideoSession
@@ -82,7 +82,7 @@ class PipelineOptions:
     """Everything that builds a :class:`Pipeline`, in one value: the CLI fills it once for every command."""
 
     model: str = DEFAULT_MODEL
-    precision: str = "fp32"
+    precision: Precision = "fp32"
     detector: str | None = DEFAULT_DETECTOR
     detector_options: dict[str, Any] = field(default_factory=dict)
     session: SessionOptions = field(default_factory=SessionOptions)

@@ -124,3 +124,14 @@ def registry_faces(limit: int | None = None) -> FaceSet:
         tuple(i for _, i in items),
         tuple(None for _ in items),
     )
+
+
+def parity_faces(path: str | os.PathLike[str] | None, limit: int | None = None) -> FaceSet | None:
+    """The face set at ``path``; without one, the registry faces, or None (logged) where scikit-image is missing."""
+    if path is not None:
+        return load_face_set(path, limit)
+    try:
+        return registry_faces(limit)
+    except MissingDependencyError as exc:
+        log.warning("parity skipped: %s; pass --faces DIR", exc)
+        return None

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from edgeemo.bench.machine import cpu_features
-from edgeemo.errors import ExportError, InputError
+from edgeemo.errors import ExportError, InputError, ModelError
+from edgeemo.runtime.assets import PRECISION_SUFFIX, resolve_model
 from edgeemo.runtime.model import EmotionModel
 from edgeemo.runtime.spec import EMOTION_HEAD, ModelSpec
-from export.faceset import FaceSet
+from export.faceset import FaceSet, parity_faces
 from export.keras_io import sha256_file
 
 log = logging.getLogger(__name__)
@@ -301,6 +302,42 @@ def run_parity(
         thresholds=thresholds.to_dict(),
         cpu=cpu_features(),
     )
+
+
+def check_model_parity(
+    model: str,
+    precisions: str | Sequence[str] = "all",
+    faces: Path | None = None,
+    limit: int | None = None,
+    keras: Sequence[Path] = (),
+    thresholds: Thresholds | None = None,
+    trust_lambda: bool = False,
+) -> ParityReport:
+    """``edgeemo parity``: an exported model's ONNX variants (a model folder or name: ``"all"`` it has, or those
+    asked; an ``.onnx`` file: that one) against its Keras original on ``faces`` (default: the registry faces)."""
+    every = precisions == "all"
+    wanted = tuple(PRECISION_SUFFIX) if every else _split(precisions)
+    if Path(model).suffix == ".onnx":
+        paths = [resolve_model(model)]
+    else:
+        paths = []
+        for prec in wanted:
+            try:
+                paths.append(resolve_model(model, prec))
+            except ModelError:
+                if not every:
+                    raise
+        if not paths:
+            raise InputError(f"{model}: no ONNX variant found")
+    face_set = parity_faces(faces, limit)
+    if face_set is None:
+        raise InputError("no face set: pass --faces DIR (or install scikit-image for the built-in faces)")
+    return run_parity(paths, face_set, keras, thresholds, trust_lambda)
+
+
+def _split(text: str | Sequence[str]) -> tuple[str, ...]:
+    items = text.split(",") if isinstance(text, str) else text
+    return tuple(s.strip() for s in items if s.strip())
 
 
 def _check(hp: HeadParity, t: Threshold) -> list[str]:

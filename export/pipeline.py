@@ -14,7 +14,7 @@ from edgeemo.errors import ExportError, InputError
 from edgeemo.runtime.assets import LAYOUT_SUFFIX, PRECISION_SUFFIX
 from edgeemo.runtime.spec import PRECISIONS, ModelSpec
 from export.card import CardFacts, write_card
-from export.faceset import FaceSet
+from export.faceset import FaceSet, parity_faces
 from export.fp16 import convert_fp16
 from export.fuse import fuse_models
 from export.keras_to_onnx import ExportOptions, export_fp32
@@ -146,3 +146,31 @@ def export_fused(
     facts = card or CardFacts(provenance="fused from " + ", ".join(str(p) for p in parts))
     write_card(folder, fused.spec, facts, parity, summary)
     return ExportResult(folder, fused.spec, files, parity, summary)
+
+
+def run_export(
+    sources: Sequence[Path],
+    out: Path,
+    options: ExportOptions,
+    *,
+    fuse: bool = False,
+    precisions: str | Sequence[str] = ("fp32",),
+    calibration: Path | None = None,
+    parity: bool = True,
+    faces: Path | None = None,
+    limit: int | None = None,
+    thresholds: Thresholds | None = None,
+) -> ExportResult:
+    """``edgeemo export``: one Keras file, or with ``fuse`` several exported models, into the model folder
+    ``out``; parity on ``faces`` (default: the registry faces) unless ``parity`` is off."""
+    wanted = parse_precisions(precisions)
+    face_set = parity_faces(faces, limit) if parity else None
+    if fuse:
+        if len(sources) < 2:
+            raise InputError("--fuse needs at least two exported models (folders or .onnx files)")
+        if options.framing:
+            raise InputError("--framing applies to a Keras export; a fused model keeps its parts' framing")
+        return export_fused(sources, out, options.name or out.name, wanted, calibration, face_set, thresholds)
+    if len(sources) != 1:
+        raise InputError(f"export takes one Keras file ({len(sources)} given); use --fuse to merge models")
+    return export_keras(sources[0], out, options, wanted, calibration, face_set, thresholds)

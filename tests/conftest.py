@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +13,25 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# What only the `export` extra installs (onnx and scikit-image also come with `dev`, sympy with onnxruntime).
+EXPORT_EXTRA = ("tensorflow", "tf_keras", "tf2onnx", "onnxconverter_common", "h5py")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken parent package, or a module without a spec
+        return False
+
+
+def _missing_export_extra() -> list[str]:
+    return [m for m in EXPORT_EXTRA if not _installed(m)]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked `export` skip, with the reason, where the export extra is not installed."""
+    if item.get_closest_marker("export") is not None and (missing := _missing_export_extra()):
+        pytest.skip(f"needs the export extra (pip install 'edgeemo[export]'): {', '.join(missing)} not installed")
 
 
 def _shared(sub: str) -> Path:

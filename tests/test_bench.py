@@ -81,6 +81,7 @@ def quick_doc(tmp_path_factory: pytest.TempPathFactory, unpacked_wheel: Path) ->
     return _quick_run(tmp_path_factory.mktemp("bench"), unpacked_wheel)
 
 
+@pytest.mark.slow
 def test_quick_run_writes_valid_results(quick_doc: dict) -> None:
     doc = quick_doc
     assert doc["mode"] == "quick" and doc["budget"]["budget_s"] == QUICK.budget_s
@@ -114,6 +115,7 @@ def test_quick_run_writes_valid_results(quick_doc: dict) -> None:
     assert all(r["status"] != "error" for r in doc["results"]), [r for r in doc["results"] if r["status"] == "error"]
 
 
+@pytest.mark.slow
 def test_quick_prints_a_table_with_the_default_detector_and_the_pipeline(quick_doc: dict) -> None:
     lines = quick_doc["_stdout"].splitlines()
     rows = {ln.split(" | ")[0].strip("| †"): ln for ln in lines if ln.startswith("| ") and "/" in ln}
@@ -168,15 +170,31 @@ def test_pipeline_rounds_fit_the_detector(monkeypatch: pytest.MonkeyPatch) -> No
     assert (slow["rounds"], slow["per_round"], slow["warmup"]) == (2, 1, 0)
 
 
+def _rounds_to(cell: str, value: float) -> bool:
+    """The table cell is ``value`` rounded to the cell's own number of decimals."""
+    decimals = len(cell.partition(".")[2])
+    return abs(float(cell.replace(",", "")) - value) <= 0.5 * 10**-decimals + 1e-9
+
+
+@pytest.mark.slow
 def test_table_is_generated_from_the_results(quick_doc: dict) -> None:
     text = quick_doc["_table"]
     assert text == markdown({k: v for k, v in quick_doc.items() if k != "_table"}, text.split("`")[1])
-    p50 = next(r for r in quick_doc["results"] if r["id"] == "classifier/mini-xception/ort-fp32-cpu")
-    assert "### Classifier `mini-xception`" in text and "ORT FP32 [CPU]" in text
     assert quick_doc["machine"]["cpu_model"] in text
-    assert p50["data"]["stats"][0]["items_per_s"] > 0
+    # The cells against the numbers in the results, rounded as each cell shows them.
+    fp32 = next(r for r in quick_doc["results"] if r["id"] == "classifier/mini-xception/ort-fp32-cpu")
+    table = text.split("### Classifier `mini-xception`")[1].split("\n\n")[1]
+    header, _, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+    cells = {(row[0].removesuffix(" †"), int(row[1])): dict(zip(header, row)) for row in rows}
+    for s in fp32["data"]["stats"]:
+        row = cells[("ORT FP32 [CPU]", s["batch"])]
+        for column, key in (("p50 ms", "p50_ms"), ("p90 ms", "p90_ms"), ("fast-90% mean ms", "fast90_mean_ms")):
+            assert _rounds_to(row[column], s[key]), (s["batch"], column, row[column], s[key])
+        assert s["items_per_s"] == pytest.approx(s["batch"] * 1000 / s["fast90_mean_ms"], rel=1e-3)
+        assert _rounds_to(row["faces/s"], s["items_per_s"]), (s["batch"], row["faces/s"], s["items_per_s"])
 
 
+@pytest.mark.slow
 def test_compare_command(quick_doc: dict, tmp_path: Path) -> None:
     doc = {k: v for k, v in quick_doc.items() if k != "_table"}
     a, b = tmp_path / "a.json", tmp_path / "b.json"
@@ -198,6 +216,7 @@ def test_compare_command(quick_doc: dict, tmp_path: Path) -> None:
     assert proc.returncode == 0 and "B / A" in proc.stdout
 
 
+@pytest.mark.slow
 def test_spread_command_shows_how_far_repeated_runs_are_apart(quick_doc: dict, tmp_path: Path) -> None:
     from edgeemo.bench.report import spread_markdown
 
@@ -343,7 +362,14 @@ def test_spinning_can_be_turned_off_in_the_one_session_place() -> None:
         default.get_session_config_entry("session.intra_op.allow_spinning")
 
 
-SCRIPTS = ["benchmarks.run", "benchmarks.video_fps", "benchmarks.ort_study", "benchmarks.soak", "export.build_models"]
+SCRIPTS = [
+    "benchmarks.run",
+    "benchmarks.video_fps",
+    "benchmarks.ort_study",
+    "benchmarks.soak",
+    "benchmarks.code_notes",
+    "export.build_models",
+]
 
 
 @pytest.mark.parametrize("module", SCRIPTS)
@@ -379,6 +405,7 @@ def test_passes_keep_each_batch_sizes_best_pass() -> None:
         assert s.fast90_mean_ms == pytest.approx(min(s.pass_fast90_ms), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_core_probe_is_recorded_and_contended_rows_are_marked(quick_doc: dict) -> None:
     import copy
 
@@ -438,6 +465,7 @@ def test_bench_probe_command_prints_the_stability_report() -> None:
     assert set(report["autocorrelation"]) == {"speedup", "one_thread_ms", "all_threads_ms"}
 
 
+@pytest.mark.slow
 def test_video_fps_records_a_core_probe_with_every_run(tmp_path: Path) -> None:
     """The video benchmark runs on the shipped clip and says, per run, whether all cores were free."""
     from benchmarks import video_fps
@@ -468,7 +496,7 @@ def test_summary_ratios_keep_a_decimal_below_100() -> None:
 
 def test_summary_gives_the_interleaved_ratio_against_tf_function() -> None:
     """The summary puts the interleaved batch-1 ratio beside the isolated one (the committed full run)."""
-    from edgeemo.bench.report import _ratio, summary_table
+    from edgeemo.bench.report import summary_table
     from edgeemo.bench.suite import load_results
 
     doc = load_results(Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "full.json")
@@ -478,6 +506,8 @@ def test_summary_gives_the_interleaved_ratio_against_tf_function() -> None:
     for model in ("mini-xception", "thesis-mobilenet"):
         ab = next(r for r in doc["results"] if r["id"] == f"compare/{model}/ort-vs-tf")
         c = next(b for b in ab["data"]["batches"] if b["batch"] == 1)["contenders"]
-        expected = _ratio(c["TF tf.function"]["fast90_mean_ms"], c[ab["data"]["reference"]]["fast90_mean_ms"])
+        speedup = c["TF tf.function"]["fast90_mean_ms"] / c[ab["data"]["reference"]]["fast90_mean_ms"]
         row = next(line for line in lines if line.startswith(f"| {model} |"))
-        assert [c.strip() for c in row.strip("|").split("|")][col].removesuffix(" †") == expected
+        cell = [c.strip() for c in row.strip("|").split("|")][col].removesuffix(" †")
+        assert cell.endswith("×") and _rounds_to(cell.removesuffix("×"), speedup), (model, cell, speedup)
+        assert ("." in cell) == (speedup < 100)  # one decimal below 100

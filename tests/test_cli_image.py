@@ -147,20 +147,42 @@ def test_cpu_layout_and_batch_slice_reach_the_model(
     slice_: int,
 ) -> None:
     """--cpu-layout picks the file the CPU session loads, --batch-slice the largest batch per session call."""
-    import edgeemo.cli.image_cmd as image_cmd
+    import edgeemo.image_run as image_run
     from edgeemo.runtime.session import SessionOptions, choose_cpu_layout
 
     seen = []
 
-    class Recording(image_cmd.Pipeline):  # type: ignore[misc, name-defined]
+    class Recording(image_run.Pipeline):  # type: ignore[misc, name-defined]
         def __init__(self, **kwargs: object) -> None:
             super().__init__(**kwargs)
             seen.append(self.model)
 
-    monkeypatch.setattr(image_cmd, "Pipeline", Recording)
+    monkeypatch.setattr(image_run, "Pipeline", Recording)
     r = runner.invoke(app, ["image", str(inputs["face.jpg"]), "--json", "-d", detector, "--device", "cpu", *flags])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["faces"][0]["label"] == "happy"
     default = "model.avx512.onnx" if choose_cpu_layout(SessionOptions(device="cpu")) == "avx512" else "model.onnx"
     assert seen[0].path.name == (file or default)
     assert seen[0].batch_slice == slice_
+
+
+def test_run_images_yields_one_typed_outcome_per_input(tmp_path: Path, inputs: dict[str, Path], detector: str) -> None:
+    """The library entry point behind `edgeemo image`: results and failures in input order, nothing printed."""
+    from edgeemo.errors import DecodeError
+    from edgeemo.image_run import ImageDone, ImageFailed, ImageOutputs, run_images
+    from edgeemo.pipeline import PipelineOptions
+
+    empty = tmp_path / "no_images"
+    empty.mkdir()
+    paths = [empty, inputs["face.jpg"], inputs["text.jpg"], inputs["wall.png"]]
+    out = tmp_path / "out"
+    got = list(run_images(paths, PipelineOptions(detector=detector), ImageOutputs(out, json=True)))
+    assert [o.path for o in got] == paths
+    assert [type(o) for o in got] == [ImageFailed, ImageDone, ImageFailed, ImageDone]
+    assert "folder holds no image files" in str(got[0].error)
+    assert isinstance(got[2].error, DecodeError) and str(inputs["text.jpg"]) in str(got[2].error)
+    face, wall = got[1], got[3]
+    assert isinstance(face, ImageDone) and isinstance(wall, ImageDone)
+    assert [f.prediction.label for f in face.result.faces] == ["happy"] and wall.result.faces == ()
+    assert face.summary().startswith(f"{inputs['face.jpg']}: 512x512, 1 face: #1 happy ")
+    assert sorted(p.name for p in out.iterdir()) == ["face.jpg", "face.json", "wall.json", "wall.png"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,40 @@ def test_image_takes_out_dir_as_video_does(tmp_path: Path, astronaut_bgr: np.nda
         face = json.loads((out / "photo.json").read_text())
         assert face["faces"] and face["faces"][0]["label"] == "happy"
     assert written["--out"] == written["--out-dir"] == ["photo.jpg", "photo.json"]
+
+
+def test_choice_options_offer_exactly_the_library_values() -> None:
+    """Enumerations are spelled once, in the library; every command's choice options offer exactly those values."""
+    from edgeemo.render.annotate import VaBars
+    from edgeemo.runtime.session import CPU_LAYOUTS, DEVICES, GRAPH_OPT_LEVELS
+    from edgeemo.runtime.spec import PRECISIONS
+
+    want = {
+        "--precision": PRECISIONS,
+        "--device": DEVICES,
+        "--graph-opt": GRAPH_OPT_LEVELS,
+        "--cpu-layout": CPU_LAYOUTS,
+        "--va-bars": typing.get_args(VaBars),
+    }
+    for module, _ in COMMANDS.values():
+        importlib.import_module(module)
+    seen: dict[str, int] = {}
+    for name, cmd in _commands(typer.main.get_command(app)).items():
+        if name in ("export", "parity"):  # comma-separated lists of precisions, checked by export
+            continue
+        for param in getattr(cmd, "params", []):
+            flag = next((o for o in param.opts if o in want), None)
+            if flag is not None:
+                assert typing.get_args(param.type_descriptor.annotation) == want[flag], f"{name} {flag}"
+                seen[flag] = seen.get(flag, 0) + 1
+    assert seen == {"--precision": 3, "--device": 3, "--graph-opt": 3, "--cpu-layout": 3, "--va-bars": 2}, seen
+
+
+def test_library_tables_are_keyed_by_the_enumerations() -> None:
+    from edgeemo.runtime import session
+    from edgeemo.runtime.assets import PRECISION_SUFFIX
+    from edgeemo.runtime.spec import PRECISIONS
+
+    assert tuple(PRECISION_SUFFIX) == PRECISIONS
+    assert set(session._CHAIN) == set(session.DEVICES)
+    assert {dev for chain in session._CHAIN.values() for dev in chain} == set(session.DEVICES) - {"auto"}

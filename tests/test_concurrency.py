@@ -99,6 +99,7 @@ def crops_dir(tmp_path: Path, astronaut_bgr: np.ndarray) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_classify_workers_and_parallel_processes_equal_one_worker(tmp_path: Path, crops_dir: Path) -> None:
     def outputs(name: str) -> tuple[bytes, bytes, bytes]:
         base = tmp_path / name

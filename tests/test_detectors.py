@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import subprocess
@@ -86,3 +87,52 @@ def test_frame_checks():
             check_frame(bad, "t")
     assert clipped_box(-5, -5, 3, 10, 5, 4).to_dict() == {"x1": 0.0, "y1": 0.0, "x2": 3.0, "y2": 4.0}
     assert clipped_box(6, 0, 9, 3, 5, 4) is None
+
+
+def test_detector_base_checks_orders_best_first_and_closes_once() -> None:
+    """DetectorBase: frame check, best-first order (ties in the subclass's order), one release, no use after close."""
+    from edgeemo.detectors.common import DetectorBase
+    from edgeemo.errors import EdgeemoError
+    from edgeemo.results import Box, Face
+
+    class Listed(DetectorBase):
+        name = "listed"
+
+        def __init__(self) -> None:
+            self.released = 0
+
+        def _detect(self, frame: np.ndarray) -> list[Face]:
+            return [Face(Box(0, 0, 2, 2), s) for s in (0.2, 0.9, 0.5, 0.9)] if frame.any() else []
+
+        def _release(self) -> None:
+            self.released += 1
+
+    frame = np.ones((8, 8, 3), np.uint8)
+    with Listed() as det:
+        assert [f.score for f in det.detect(frame)] == [0.9, 0.9, 0.5, 0.2]
+        assert det.detect(np.zeros((8, 8), np.uint8)) == []
+        with pytest.raises(InputError, match="detector 'listed': expected a uint8 frame"):
+            det.detect(frame.astype(np.float32))
+    assert det.closed and det.released == 1
+    det.close()
+    assert det.released == 1
+    with pytest.raises(EdgeemoError, match="detector 'listed' was closed"):
+        det.detect(frame)
+
+
+@pytest.mark.parametrize(
+    "module, cls",
+    [
+        ("blazeface", "BlazeFaceDetector"),
+        ("dlib_hog", "DlibHogDetector"),
+        ("dlib_cnn", "DlibCnnDetector"),
+        ("mediapipe", "MediaPipeDetector"),
+    ],
+)
+def test_built_in_detectors_share_the_base(module: str, cls: str) -> None:
+    """Their modules import their optional dependency only when a detector is made, so this runs anywhere."""
+    from edgeemo.detectors.common import DetectorBase
+
+    detector_class = getattr(importlib.import_module(f"edgeemo.detectors.{module}"), cls)
+    assert issubclass(detector_class, DetectorBase)
+    assert "detect" not in vars(detector_class) and "close" not in vars(detector_class)

@@ -27,6 +27,8 @@ from export.parity import Thresholds, run_parity
 from export.pipeline import export_fused, export_keras
 from export.thesis_arch import THESIS_CLASSES
 
+pytestmark = pytest.mark.export
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 FER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

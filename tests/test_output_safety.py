@@ -120,6 +120,7 @@ def _fsize_limit(limit: int):  # preexec_fn
     return apply
 
 
+@pytest.mark.slow
 def test_classify_full_disk_mid_run_is_one_line_and_keeps_the_journal(tmp_path: Path, face: np.ndarray) -> None:
     d = face_crops(tmp_path / "faces", face, 60, seed=4)
     out = tmp_path / "o" / "s.csv"
@@ -430,6 +431,7 @@ def test_outputs_get_permissions_from_the_umask(
     assert ((tmp_path / "private.csv").stat().st_mode & 0o777) == 0o600
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_classify_says_interrupted_and_keeps_the_journal(tmp_path: Path, face: np.ndarray) -> None:
     d = tmp_path / "many"
     d.mkdir()

@@ -183,3 +183,15 @@ def test_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(cli_app._state, "verbose", False)
     with pytest.raises(ZeroDivisionError):
         cli_app.main()
+
+
+def test_one_line_keeps_every_line_of_an_error_in_one() -> None:
+    """The one formatter of exception text: all lines joined (not just the first or the last), cut, never empty."""
+    from edgeemo.errors import one_line
+
+    multi = RuntimeError("  first part\n\n  second part: the reason \n")
+    assert one_line(multi) == "first part second part: the reason"
+    assert one_line(multi, 15) == "first part sec…" and len(one_line(multi, 15)) == 15
+    assert one_line(FileNotFoundError(2, "No such file or directory", "clip.mp4")) == "No such file or directory"
+    assert one_line(ValueError()) == "ValueError"
+    assert one_line("a\nb") == "a b"

@@ -141,6 +141,7 @@ def test_lying_metadata_is_refused_by_the_python_api_too(tmp_path: Path) -> None
             Pipeline(path, detector=None)
 
 
+@pytest.mark.slow
 def test_verbose_shows_the_traceback(tmp_path: Path, crops: Path) -> None:
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not a model")
@@ -182,6 +183,8 @@ def lambda_h5(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
+@pytest.mark.export
 def test_lambda_and_truncated_hdf5_fail_through_export_with_one_line(tmp_path: Path) -> None:
     keras_file = Path(__file__).resolve().parents[1] / "models" / "mini-xception" / "emotion_model.hdf5"
     truncated = tmp_path / "truncated.hdf5"

@@ -248,6 +248,7 @@ def _check_finalised(out: Path, jsonl: Path, table: Path) -> int:
     return len(lines)
 
 
+@pytest.mark.slow
 @needs_fifo
 @pytest.mark.slow  # a CLI run in a fresh interpreter per signal
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -41,13 +41,19 @@ def test_cuda_skips_tensorrt() -> None:
     assert names(resolve_providers(SessionOptions(device="cuda"), JETSON)) == CUDA_ONLY
 
 
-def test_missing_provider_falls_back_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_provider_falls_back_with_one_warning(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeemo.runtime import session
+
+    monkeypatch.setattr(session, "_warned", set())  # as in a fresh process: earlier tests may have warned
     caplog.set_level(logging.WARNING, logger="edgeemo.runtime.session")
     opts = SessionOptions(device="tensorrt", trt_cache_dir="/tmp/x")
     assert names(resolve_providers(opts, CPU_ONLY)) == CPU_ONLY
     assert names(resolve_providers(opts, CPU_ONLY)) == CPU_ONLY
     warnings = [r for r in caplog.records if "TensorrtExecutionProvider" in r.getMessage()]
-    assert len(warnings) <= 1  # said once per process (an earlier test may have said it already)
+    assert len(warnings) == 1  # said once per process, not per session
+    assert "running on the CPU instead" in warnings[0].getMessage()
 
 
 def test_strict_device_refuses_missing_provider() -> None:

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import h5py
 import pytest
 
 from edgeemo.errors import ExportError
@@ -25,6 +24,7 @@ from export.keras_io import inspect_h5, refuse_untrusted_code
 from export.keras_safety import SAFE_ACTIVATIONS, SAFE_LAYERS, SAFE_OBJECTS
 
 pytestmark = pytest.mark.export
+h5py = pytest.importorskip("h5py")
 tf_keras = pytest.importorskip("tf_keras")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +81,7 @@ def _one_error_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["nested", "residual"])
 def test_export_and_parity_refuse_code_at_any_depth(attack_files, tmp_path: Path, name: str) -> None:
     h5, marker, layer_path = attack_files[name]

@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from edgeemo import __version__
-from edgeemo.errors import EdgeemoError
+from edgeemo.errors import EdgeemoError, one_line
 
 # name -> (module that registers it on `app`, the line `edgeemo --help` shows for it)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -163,8 +163,7 @@ def main() -> None:
     except EdgeemoError as exc:
         if _state["verbose"]:
             raise
-        one_line = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-        typer.echo(f"edgeemo: error: {one_line}", err=True)
+        typer.echo(f"edgeemo: error: {one_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("edgeemo: interrupted", err=True)

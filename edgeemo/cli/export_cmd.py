@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,9 +15,9 @@ import typer
 from rich.console import Console
 
 from edgeemo.cli.app import app
-from edgeemo.errors import ExportError, InputError, MissingDependencyError, ModelError
-
-log = logging.getLogger(__name__)
+from edgeemo.errors import ExportError, MissingDependencyError
+from edgeemo.io.sinks import write_json_atomic
+from edgeemo.runtime.spec import PRECISIONS
 
 FacesOpt = Annotated[
     Path | None,
@@ -59,25 +58,13 @@ def _split(text: str | None) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip()) if text else ()
 
 
-def _faces(path: Path | None, limit: int | None) -> Any:
-    from export.faceset import load_face_set, registry_faces
-
-    if path is not None:
-        return load_face_set(path, limit)
-    try:
-        return registry_faces(limit)
-    except MissingDependencyError as exc:
-        log.warning("parity skipped: %s; pass --faces DIR", exc)
-        return None
-
-
 def _show(report: Any, json_out: Path | None, as_json: bool) -> None:
     from export.parity import report_table
 
     data = report.to_dict()
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(json_out, data)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
@@ -122,7 +109,7 @@ def export_command(
         ),
     ] = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (13 or newer).")] = 17,
-    precision: Annotated[str, typer.Option("--precision", help="Any of fp32,fp16,int8.")] = "fp32,fp16",
+    precision: Annotated[str, typer.Option("--precision", help=f"Any of {','.join(PRECISIONS)}.")] = "fp32,fp16",
     calibration: Annotated[
         Path | None, typer.Option("--calibration", help="Folder of face images for INT8 calibration.")
     ] = None,
@@ -138,35 +125,34 @@ def export_command(
     from export.framing import parse_framing
     from export.keras_to_onnx import ExportOptions
     from export.parity import Thresholds
-    from export.pipeline import export_fused, export_keras, parse_precisions
+    from export.pipeline import run_export
 
-    precisions = parse_precisions(precision)
-    thresholds = Thresholds().with_overrides(threshold or [])
-    face_set = None if no_parity else _faces(faces, limit)
-    if fuse:
-        if len(sources) < 2:
-            raise InputError("--fuse needs at least two exported models (folders or .onnx files)")
-        if framing:
-            raise InputError("--framing applies to a Keras export; a fused model keeps its parts' framing")
-        result = export_fused(sources, out, name or out.name, precisions, calibration, face_set, thresholds)
-    else:
-        if len(sources) != 1:
-            raise InputError(f"export takes one Keras file ({len(sources)} given); use --fuse to merge models")
-        options = ExportOptions(
-            name=name or out.name,
-            classes=_split(classes),
-            heads=_split(head),
-            kinds=_split(kind),
-            colour=colour,
-            normalisation=normalisation,
-            scale=scale,
-            offset=offset,
-            interpolation=interpolation,
-            opset=opset,
-            trust_lambda=trust_lambda,
-            framing=tuple(f for text in framing or () for f in parse_framing(text)),
-        )
-        result = export_keras(sources[0], out, options, precisions, calibration, face_set, thresholds)
+    options = ExportOptions(
+        name=name or out.name,
+        classes=_split(classes),
+        heads=_split(head),
+        kinds=_split(kind),
+        colour=colour,
+        normalisation=normalisation,
+        scale=scale,
+        offset=offset,
+        interpolation=interpolation,
+        opset=opset,
+        trust_lambda=trust_lambda,
+        framing=tuple(f for text in framing or () for f in parse_framing(text)),
+    )
+    result = run_export(
+        sources,
+        out,
+        options,
+        fuse=fuse,
+        precisions=precision,
+        calibration=calibration,
+        parity=not no_parity,
+        faces=faces,
+        limit=limit,
+        thresholds=Thresholds().with_overrides(threshold or []),
+    )
     for prec, path in result.files.items():
         typer.echo(f"{prec}: {path}")
     if result.parity is not None:
@@ -180,7 +166,9 @@ def parity_command(
     keras: Annotated[
         list[Path] | None, typer.Option("--keras", help="Original Keras HDF5 file(s) (default: found beside).")
     ] = None,
-    precision: Annotated[str, typer.Option("--precision", help="Variants to check: all or fp32,fp16,int8.")] = "all",
+    precision: Annotated[
+        str, typer.Option("--precision", help=f"Variants to check: all or {','.join(PRECISIONS)}.")
+    ] = "all",
     limit: LimitOpt = None,
     threshold: ThresholdOpt = None,
     json_out: JsonOpt = None,
@@ -189,24 +177,8 @@ def parity_command(
 ) -> None:
     """Compare an exported model's ONNX variants with the original Keras model on a face set."""
     _require_export_extra("parity", ("tensorflow", "tf_keras", "onnx", "h5py"))
-    from edgeemo.runtime.assets import PRECISION_SUFFIX, resolve_model
-    from export.parity import Thresholds, run_parity
+    from export.parity import Thresholds, check_model_parity
 
-    wanted = tuple(PRECISION_SUFFIX) if precision == "all" else _split(precision)
-    if Path(model).suffix == ".onnx":
-        paths = [resolve_model(model)]
-    else:
-        paths = []
-        for prec in wanted:
-            try:
-                paths.append(resolve_model(model, prec))
-            except ModelError:
-                if precision != "all":
-                    raise
-        if not paths:
-            raise InputError(f"{model}: no ONNX variant found")
-    face_set = _faces(faces, limit)
-    if face_set is None:
-        raise InputError("no face set: pass --faces DIR (or install scikit-image for the built-in faces)")
-    report = run_parity(paths, face_set, keras or [], Thresholds().with_overrides(threshold or []), trust_lambda)
+    thresholds = Thresholds().with_overrides(threshold or [])
+    report = check_model_parity(model, precision, faces, limit, keras or [], thresholds, trust_lambda)
     _show(report, json_out, as_json)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgeemo.cli.app import app
-from edgeemo.errors import ModelError
+from edgeemo.errors import ModelError, one_line
 from edgeemo.runtime.assets import DEFAULT_MODEL, ModelEntry, card_accuracy, list_models
 from edgeemo.runtime.model import read_spec
 from edgeemo.runtime.session import create_session
@@ -80,7 +80,7 @@ def models_command(
         try:
             specs[e.name] = read_spec(create_session(e.variants()["fp32"]), str(e.folder))
         except ModelError as exc:  # one broken user model must not hide the others
-            reason = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+            reason = one_line(exc)
             typer.echo(f"edgeemo: note: skipped model {e.name!r}: {reason}", err=True)
             continue
         shown.append(e)

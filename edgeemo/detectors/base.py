@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, entry_points, version
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edgeemo.errors import InputError, MissingDependencyError
 
@@ -27,14 +27,14 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "edgeemo.detectors"
 
 
-@runtime_checkable
 class Detector(Protocol):
     """A face detector. One that sets ``thread_safe = True`` (a class attribute) may have ``detect`` called from
     several threads at once; video runs then detect frames ahead on every core. Without it, calls are serial.
 
     One that also sets ``cpu_heavy = True`` takes tens of milliseconds of CPU per frame (dlib): while a video
     is encoded, runs still give it every core, since the encoder's share is small beside it. A light detector
-    (BlazeFace) leaves one core to the encoder."""
+    (BlazeFace) leaves one core to the encoder. The built-in detectors share
+    :class:`~edgeemo.detectors.common.DetectorBase`."""
 
     name: str
 

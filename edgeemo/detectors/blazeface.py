@@ -19,13 +19,14 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
 
-from edgeemo.detectors._frames import check_frame, clipped_box
-from edgeemo.errors import EdgeemoError, InputError, ModelError
+from edgeemo.detectors._frames import clipped_box
+from edgeemo.detectors.common import DetectorBase
+from edgeemo.errors import InputError, ModelError
 from edgeemo.results import Face, iou_matrix
 from edgeemo.runtime.assets import asset_path
 from edgeemo.runtime.session import SessionOptions, create_session
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 METADATA_KEY = "edgeemo.detector"
 ModelChoice = Literal["short", "full", "auto"]
-MODEL_CHOICES: tuple[str, ...] = ("short", "full", "auto")
+MODEL_CHOICES: tuple[ModelChoice, ...] = get_args(ModelChoice)
 ANTIALIAS_FACTOR = 1.5  # with antialias, shrink large frames by area averaging to this many input sizes first
 MODEL_FILES = {"short": "face_detection_short_range.onnx", "full": "face_detection_full_range.onnx"}
 
@@ -212,8 +213,8 @@ class BlazeFaceModel:
         s = self.spec.size
         fx = fy = 1.0
         if antialias and max(h, w) > ANTIALIAS_FACTOR * s:
-            # Shrink by an integer factor first (OpenCV's fast box filter, ~10x cheaper than an arbitrary
-            # factor at 1080p), then by area averaging to exactly ANTIALIAS_FACTOR input sizes.
+            # Shrink by an integer factor first (OpenCV's fast box filter; docs/benchmarks.md), then by area
+            # averaging to exactly ANTIALIAS_FACTOR input sizes.
             step = int(max(h, w) // (ANTIALIAS_FACTOR * s))
             if step >= 2:
                 frame = cv2.resize(frame, None, fx=1 / step, fy=1 / step, interpolation=cv2.INTER_AREA)
@@ -227,8 +228,8 @@ class BlazeFaceModel:
         warp = np.array([[scale, 0.0, left], [0.0, scale, top]])
         square = cv2.warpAffine(frame, warp, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         rgb = cv2.cvtColor(square, cv2.COLOR_GRAY2RGB if square.ndim == 2 else cv2.COLOR_BGR2RGB)
-        # OpenCV's table lookup: 6x faster than numpy fancy indexing here (0.08 vs 0.46 ms at 192x192), same
-        # values. A new array per call: concurrent calls share no buffer.
+        # OpenCV's table lookup: faster than numpy indexing, same values (docs/benchmarks.md). A new array per
+        # call: concurrent calls share no buffer.
         x = cv2.LUT(rgb, self._lut)
         boxes, scores = self._session.run(
             [self.spec.boxes_output, self.spec.scores_output], {self.spec.input_name: x[None]}
@@ -269,7 +270,7 @@ def tiles(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, i
     return [(x, y, x + tw, y + th) for y in ys for x in xs]
 
 
-class BlazeFaceDetector:
+class BlazeFaceDetector(DetectorBase):
     """BlazeFace on onnxruntime.
 
     ``model``:
@@ -322,16 +323,13 @@ class BlazeFaceDetector:
         # BlazeFace is small: one thread runs it as fast as two on an idle CPU and several times faster on a
         # busy one (docs/detectors.md), and leaves the other cores to the classifier.
         options = session_options if session_options is not None else SessionOptions(intra_op_threads=1)
-        self._model: BlazeFaceModel | None = BlazeFaceModel(path, options)
+        self._model = BlazeFaceModel(path, options)
         spec = self._model.spec
         self.min_score = spec.min_score if min_score is None else float(min_score)
         self.min_suppression = spec.min_suppression if min_suppression is None else float(min_suppression)
         self.keypoint_names = spec.keypoints
 
-    def detect(self, frame: np.ndarray) -> list[Face]:
-        frame = check_frame(frame, self.name)
-        if self._model is None:
-            raise EdgeemoError("detector 'blazeface' was closed")
+    def _detect(self, frame: np.ndarray) -> list[Face]:
         h, w = frame.shape[:2]
         d = self._model.detect(frame, self.min_score, self.min_suppression, self.antialias)
         if self.model == "auto":
@@ -382,13 +380,5 @@ class BlazeFaceDetector:
         )
         return weighted_nms(merged, self.min_suppression)
 
-    def close(self) -> None:
-        if self._model is not None:
-            self._model.close()
-        self._model = None
-
-    def __enter__(self) -> BlazeFaceDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _release(self) -> None:
+        self._model.close()

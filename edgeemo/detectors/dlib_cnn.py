@@ -1,7 +1,7 @@
 """``dlib-cnn``: dlib's MMOD CNN face detector with the shipped ``mmod_human_face_detector.dat`` (CC0).
 
 More robust than HOG to pose and lighting, but made for a CUDA build of dlib: on a CPU it takes seconds per
-frame (about 2 s at 960x540), so creating it without CUDA logs a warning once per process. Scores are
+frame, so creating it without CUDA logs a warning once per process. Scores are
 dlib's detection confidences (MMOD margins), not probabilities.
 """
 
@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeemo.detectors._frames import check_frame, clipped_box, to_rgb
-from edgeemo.errors import EdgeemoError, InputError, ModelError
+from edgeemo.detectors._frames import clipped_box, to_rgb
+from edgeemo.detectors.common import DetectorBase
+from edgeemo.errors import InputError, ModelError
 from edgeemo.results import Face
 from edgeemo.runtime.assets import asset_path
 
@@ -25,7 +26,7 @@ WEIGHTS = ("detectors", "dlib", "mmod_human_face_detector.dat")
 _warned_no_cuda: list[bool] = []
 
 
-class DlibCnnDetector:
+class DlibCnnDetector(DetectorBase):
     """``dlib.cnn_face_detection_model_v1`` on RGB frames, boxes clipped to the frame, best first."""
 
     name = "dlib-cnn"
@@ -51,10 +52,7 @@ class DlibCnnDetector:
                 "frame; use 'blazeface' or 'dlib-hog' for speed, or a CUDA build of dlib"
             )
 
-    def detect(self, frame: np.ndarray) -> list[Face]:
-        frame = check_frame(frame, self.name)
-        if self._net is None:
-            raise EdgeemoError("detector 'dlib-cnn' was closed")
+    def _detect(self, frame: np.ndarray) -> list[Face]:
         h, w = frame.shape[:2]
         faces = []
         for d in self._net(to_rgb(frame), self.upsample):
@@ -62,14 +60,7 @@ class DlibCnnDetector:
             box = clipped_box(r.left(), r.top(), r.right() + 1, r.bottom() + 1, w, h)
             if box is not None:
                 faces.append(Face(box, float(d.confidence)))
-        faces.sort(key=lambda f: f.score, reverse=True)
         return faces
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._net = None
-
-    def __enter__(self) -> DlibCnnDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

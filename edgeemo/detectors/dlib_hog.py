@@ -5,7 +5,7 @@ times the cost). Scores are the SVM margins dlib reports (0 is its default thres
 
 dlib's detector keeps the image pyramid of its last call inside the object, so one object must not serve two
 threads at once; dlib does release the GIL while it scans. Each call therefore borrows a dlib detector from a
-small pool (made when none is free: about 0.4 s each, so a pool outlives the threads and runs that use it),
+small pool (made when none is free; making one is slow, so a pool outlives the threads and runs that use it),
 which makes this detector thread-safe: video runs detect frames ahead on every core with it, as they do with
 BlazeFace.
 """
@@ -17,17 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from edgeemo.detectors._frames import check_frame, clipped_box, to_rgb
+from edgeemo.detectors._frames import clipped_box, to_rgb
+from edgeemo.detectors.common import DetectorBase
 from edgeemo.errors import EdgeemoError, InputError
 from edgeemo.results import Face
 
 
-class DlibHogDetector:
+class DlibHogDetector(DetectorBase):
     """``dlib.get_frontal_face_detector()`` on RGB (or gray) frames, boxes clipped to the frame."""
 
     name = "dlib-hog"
     thread_safe = True  # each call borrows its own dlib detector from a pool
-    cpu_heavy = True  # 20-60 ms per 640x480 frame: worth every core even while a video is encoded
+    cpu_heavy = True  # tens of ms per frame: worth every core even while a video is encoded
 
     def __init__(self, upsample: int = 0, threshold: float = 0.0) -> None:
         if int(upsample) < 0:
@@ -38,7 +39,6 @@ class DlibHogDetector:
         self.threshold = float(threshold)
         self._make: Any = dlib.get_frontal_face_detector
         self._lock = threading.Lock()
-        self._closed = False
         self._idle: list[Any] = [self._make()]  # made now so that a broken dlib fails here, not mid-run
 
     def _borrow(self) -> Any:
@@ -54,8 +54,7 @@ class DlibHogDetector:
             if not self._closed:
                 self._idle.append(detector)
 
-    def detect(self, frame: np.ndarray) -> list[Face]:
-        frame = check_frame(frame, self.name)
+    def _detect(self, frame: np.ndarray) -> list[Face]:
         image = frame if frame.ndim == 2 else to_rgb(frame)
         detector = self._borrow()
         try:
@@ -68,16 +67,8 @@ class DlibHogDetector:
             box = clipped_box(r.left(), r.top(), r.right() + 1, r.bottom() + 1, w, h)
             if box is not None:
                 faces.append(Face(box, float(s)))
-        faces.sort(key=lambda f: f.score, reverse=True)
         return faces
 
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
+    def _release(self) -> None:
+        with self._lock:  # a call that ends now gives its dlib detector back to no one (see _give_back)
             self._idle.clear()
-
-    def __enter__(self) -> DlibHogDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

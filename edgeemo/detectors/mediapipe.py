@@ -14,15 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from edgeemo.detectors._frames import check_frame, clipped_box, to_rgb
-from edgeemo.errors import EdgeemoError, InputError, ModelError
+from edgeemo.detectors._frames import clipped_box, to_rgb
+from edgeemo.detectors.common import DetectorBase
+from edgeemo.errors import InputError, ModelError
 from edgeemo.results import Face
 from edgeemo.runtime.assets import asset_path
 
 SHORT_RANGE_TFLITE = ("detectors", "blazeface", "face_detection_short_range.tflite")
 
 
-class MediaPipeDetector:
+class MediaPipeDetector(DetectorBase):
     """MediaPipe Tasks FaceDetector in IMAGE mode; boxes in frame pixels, 6 keypoints, best first."""
 
     name = "mediapipe"
@@ -54,10 +55,7 @@ class MediaPipeDetector:
             raise ModelError(f"{path}: mediapipe cannot load it ({exc})") from exc
         self._mp = mp
 
-    def detect(self, frame: np.ndarray) -> list[Face]:
-        frame = check_frame(frame, self.name)
-        if self._detector is None:
-            raise EdgeemoError("detector 'mediapipe' was closed")
+    def _detect(self, frame: np.ndarray) -> list[Face]:
         h, w = frame.shape[:2]
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=to_rgb(frame))
         faces = []
@@ -69,16 +67,8 @@ class MediaPipeDetector:
             score = float(det.categories[0].score) if det.categories else 0.0
             landmarks = tuple((float(k.x) * w, float(k.y) * h) for k in det.keypoints) if det.keypoints else None
             faces.append(Face(box, score, landmarks))
-        faces.sort(key=lambda f: f.score, reverse=True)
         return faces
 
-    def close(self) -> None:
-        if self._detector is not None:
-            self._detector.close()
+    def _release(self) -> None:
+        self._detector.close()
         self._detector = None
-
-    def __enter__(self) -> MediaPipeDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

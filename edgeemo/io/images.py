@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeemo.errors import DecodeError
+from edgeemo.errors import DecodeError, one_line
 from edgeemo.io.containers import video_container
 from edgeemo.io.headers import UNSUPPORTED_FORMATS, ImageHeader, sniff
 
@@ -179,7 +179,7 @@ def decode_image(
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as exc:  # e.g. OpenCV's own pixel limit, or a corrupt stream it detects late
-        raise DecodeError(f"{origin}: cannot decode {header.format} ({_first_line(exc)})") from exc
+        raise DecodeError(f"{origin}: cannot decode {header.format} ({one_line(exc, 200)})") from exc
     if img is None or img.size == 0:
         raise DecodeError(f"{origin}: cannot decode {header.format} data (corrupt or truncated file)")
     _check_size(origin, img.shape[1], img.shape[0], max_pixels, min_side)
@@ -281,11 +281,6 @@ def _check_complete(data: bytes, header: ImageHeader, origin: str) -> None:
         raise DecodeError(f"{origin}: truncated PNG (no IEND chunk at the end)")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[-1][:200] if text else type(exc).__name__
-
-
 def natural_key(text: str) -> tuple[tuple[Any, ...], str]:
     """Sort key that orders digit runs by value: ``2.jpg`` before ``10.jpg``; ties broken by the text itself."""
     parts = re.split(r"(\d+)", text)
@@ -304,8 +299,7 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list
     root = Path(folder)
     if not root.is_dir():
         raise DecodeError(f"{root}: not a folder")
-    # os.walk/os.scandir rather than Path.rglob: a quarter of the time on the 3,589 FER PublicTest faces (25 vs
-    # 94 ms), which showed in `edgeemo classify` runs of about a second.
+    # os.walk/os.scandir rather than Path.rglob: several times faster on big folders (docs/benchmarks.md).
     found: list[str] = []  # relative POSIX paths
 
     def unreadable(exc: OSError) -> None:  # an unreadable sub-folder is skipped, as Path.rglob does

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgeemo.errors import ModelError
+from edgeemo.runtime.spec import PRECISIONS
 
 log = logging.getLogger(__name__)
 
 CARD = "card.json"
 DEFAULT_MODEL = "mini-xception"
-PRECISION_SUFFIX = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+PRECISION_SUFFIX = dict(zip(PRECISIONS, ("model.onnx", "model.fp16.onnx", "model.int8.onnx"), strict=True))
 LAYOUT_SUFFIX = {"avx512": "model.avx512.onnx"}  # fp32 only
 SAMPLE_CLIP = "astronaut.mp4"
 Packaged = Literal["models", "samples"]  # folders shipped as edgeemo/_models and edgeemo/_samples

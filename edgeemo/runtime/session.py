@@ -12,16 +12,18 @@ import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from edgeemo.errors import DeviceError, ModelError
+from edgeemo.errors import DeviceError, ModelError, one_line
 
 log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
-CPU_LAYOUTS: tuple[str, ...] = ("auto", "portable", "avx512")
-GRAPH_OPT_LEVELS: tuple[str, ...] = ("disable", "basic", "extended", "all")
+CpuLayout = Literal["auto", "portable", "avx512"]
+GraphOptLevel = Literal["disable", "basic", "extended", "all"]  # onnxruntime's levels, in order
+DEVICES: tuple[Device, ...] = get_args(Device)
+CPU_LAYOUTS: tuple[CpuLayout, ...] = get_args(CpuLayout)
+GRAPH_OPT_LEVELS: tuple[GraphOptLevel, ...] = get_args(GraphOptLevel)
 
 _PROVIDER = {
     "tensorrt": "TensorrtExecutionProvider",
@@ -45,10 +47,9 @@ class SessionOptions:
     strict_device: bool = False
     intra_op_threads: int | None = None  # None: onnxruntime's default (one per physical core)
     inter_op_threads: int | None = None
-    # Idle intra-op threads spin before sleeping: lowest latency on a quiet machine, but when other work shares
-    # the cores (load 10 on 2 cores) spinning off ran batch 32 0.5-0.8x the time (benchmarks/ort_study.py).
+    # Idle intra-op threads spin before sleeping: fastest when idle, slower on shared cores (docs/benchmarks.md).
     intra_op_spinning: bool = True
-    graph_optimization: str = "all"
+    graph_optimization: GraphOptLevel = "all"
     trt_fp16: bool = True
     trt_int8: bool = False
     trt_cache_dir: str | None = None
@@ -56,10 +57,10 @@ class SessionOptions:
     # Which file of an fp32 model to load: "avx512" is the copy whose narrow layers are padded to onnxruntime's
     # 16-channel AVX-512 block (export/channel_pad.py); "auto" takes it when the CPU provider runs the model on
     # an AVX-512 CPU and the folder has it.
-    cpu_layout: str = "auto"
+    cpu_layout: CpuLayout = "auto"
     # Largest batch handed to one session call; bigger batches run in slices of this size. None: 8 on the CPU
-    # provider (a batch of 8 keeps a small CNN's activations in L2; batch 32 in one call ran 10-20% fewer
-    # faces/s on 2 AVX-512 cores), unlimited on CUDA/TensorRT. 0: never slice.
+    # provider (a batch of 8 keeps a small CNN's activations in L2; docs/benchmarks.md), unlimited on CUDA/TensorRT.
+    # 0: never slice.
     batch_slice: int | None = None
 
 
@@ -206,12 +207,9 @@ def make_session_options(options: SessionOptions) -> Any:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    levels = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }
+    level = ort.GraphOptimizationLevel
+    order = (level.ORT_DISABLE_ALL, level.ORT_ENABLE_BASIC, level.ORT_ENABLE_EXTENDED, level.ORT_ENABLE_ALL)
+    levels = dict(zip(GRAPH_OPT_LEVELS, order, strict=True))
     if options.graph_optimization not in levels:
         raise DeviceError(
             f"unknown graph optimisation level {options.graph_optimization!r}; "
@@ -255,7 +253,7 @@ def create_session(path: str | os.PathLike[str] | bytes, options: SessionOptions
             provider_options=[o for _, o in providers],
         )
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
-        raise ModelError(f"{origin}: cannot load ONNX model ({_first_line(exc)})") from exc
+        raise ModelError(f"{origin}: cannot load ONNX model ({one_line(exc, 300)})") from exc
     used = sess.get_providers()
     if options.device != "auto" and providers[0][0] not in used:
         # The build offers the asked provider but onnxruntime could not start it and fell back on its own.
@@ -268,8 +266,3 @@ def create_session(path: str | os.PathLike[str] | bytes, options: SessionOptions
             log.warning("%s: %s", origin, fallback_message(options.device, reason, runs_on))
     log.debug("%s: session on %s", origin, used)
     return sess
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from edgeemo.errors import ModelError
 
@@ -45,14 +45,17 @@ Colour = Literal["gray", "rgb", "bgr"]
 HeadKind = Literal["logits", "probabilities", "regression"]
 Precision = Literal["fp32", "fp16", "int8"]
 FramingUnit = Literal["box", "px"]
+Dtype = Literal["uint8", "float32"]
+NormalisationMode = Literal["in_graph", "affine"]
 
-LAYOUTS = ("NHWC", "NCHW")
-COLOURS = ("gray", "rgb", "bgr")
-DTYPES = ("uint8", "float32")
-HEAD_KINDS = ("logits", "probabilities", "regression")
-PRECISIONS = ("fp32", "fp16", "int8")
+LAYOUTS: tuple[Layout, ...] = get_args(Layout)
+COLOURS: tuple[Colour, ...] = get_args(Colour)
+DTYPES: tuple[Dtype, ...] = get_args(Dtype)
+NORMALISATION_MODES: tuple[NormalisationMode, ...] = get_args(NormalisationMode)
+HEAD_KINDS: tuple[HeadKind, ...] = get_args(HeadKind)
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 INTERPOLATIONS = ("area", "linear", "nearest", "cubic")
-FRAMING_UNITS = ("box", "px")
+FRAMING_UNITS: tuple[FramingUnit, ...] = get_args(FramingUnit)
 EMOTION_HEAD = "emotion"
 # Face classifiers take crops of tens to a few hundred pixels; a side above this is a broken or hostile file
 # (with open graph dimensions a 12000x12000 input would be allocated for every crop until memory runs out).
@@ -63,7 +66,7 @@ MAX_INPUT_SIDE = 1024
 class Normalisation:
     """How pixels become model input: ``in_graph`` or ``x * scale + offset``."""
 
-    mode: Literal["in_graph", "affine"] = "in_graph"
+    mode: NormalisationMode = "in_graph"
     scale: float = 1.0
     offset: float = 0.0
 
@@ -76,7 +79,7 @@ class InputSpec:
     channels: int = 1
     layout: Layout = "NHWC"
     colour: Colour = "gray"
-    dtype: Literal["uint8", "float32"] = "uint8"
+    dtype: Dtype = "uint8"
     normalisation: Normalisation = field(default_factory=Normalisation)
     interpolation: str = "area"
 
@@ -254,7 +257,7 @@ class ModelSpec:
             )
         if i.channels != (1 if i.colour == "gray" else 3):
             problems.append(f"{i.channels} channels do not fit colour {i.colour!r}")
-        if i.normalisation.mode not in ("in_graph", "affine"):
+        if i.normalisation.mode not in NORMALISATION_MODES:
             problems.append(f"normalisation mode {i.normalisation.mode!r} unknown")
         if i.normalisation.mode == "affine" and i.dtype != "float32":
             problems.append("affine normalisation needs a float32 input")

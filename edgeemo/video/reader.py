@@ -26,7 +26,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from edgeemo.errors import DecodeError, EdgeemoError, InputError, MissingDependencyError
+from edgeemo.errors import DecodeError, EdgeemoError, InputError, MissingDependencyError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class _PyAVDecoder:
         except av.error.FFmpegError as exc:
             if self._timed_out(exc, started):
                 raise InputError(timeout_message(source, timeout)) from exc
-            raise DecodeError(f"{source}: cannot open as a video ({av_reason(exc)})") from exc
+            raise DecodeError(f"{source}: cannot open as a video ({one_line(exc, 200)})") from exc
         if not self.container.streams.video:
             self.container.close()
             raise DecodeError(f"{source}: no video stream in this file (or one without frames)")
@@ -184,13 +184,13 @@ class _PyAVDecoder:
                     return
                 # The container itself is broken past this point (e.g. a truncated file): end cleanly.
                 self.corrupt += 1
-                log.warning("%s: container unreadable past this point (%s); stopping", self.source, av_reason(exc))
+                log.warning("%s: container unreadable past this point (%s); stopping", self.source, one_line(exc, 200))
                 return
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError as exc:
                 self.corrupt += 1
-                log.debug("%s: skipped a corrupt packet (%s)", self.source, av_reason(exc))
+                log.debug("%s: skipped a corrupt packet (%s)", self.source, one_line(exc, 200))
                 continue
             for frame in decoded:
                 try:
@@ -289,9 +289,6 @@ class _OpenCVDecoder:
         self.cap.release()
 
 
-def av_reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return str(text).strip().splitlines()[0][:200] if str(text).strip() else type(exc).__name__
 
 
 # ----------------------------------------------------------------------------------------------- reader

@@ -20,9 +20,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from edgeemo.errors import EdgeemoError, InputError, MissingDependencyError
+from edgeemo.errors import EdgeemoError, InputError, MissingDependencyError, one_line
 from edgeemo.io.sinks import commit_file, create_temp
-from edgeemo.video.reader import av_reason
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class VideoWriter:
                 container_options={"movflags": "+faststart"} if fmt == "mp4" else {},
             )
         except av.error.FFmpegError as exc:
-            raise InputError(f"{self.path}: cannot create video file ({av_reason(exc)})") from exc
+            raise InputError(f"{self.path}: cannot create video file ({one_line(exc, 200)})") from exc
         rate = Fraction(self.fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=rate)
         stream.width, stream.height = self.size
@@ -186,7 +185,7 @@ class VideoWriter:
                     merged.unlink(missing_ok=True)
                     raise
         except (av.error.FFmpegError, ValueError) as exc:
-            self.audio_note = f"the source's audio is not carried over ({av_reason(exc)})"
+            self.audio_note = f"the source's audio is not carried over ({one_line(exc, 200)})"
             log.warning("%s: %s", self.path, self.audio_note)
             return
         os.replace(merged, self._part)
