@@ -3,8 +3,8 @@
 Deterministic: the untrained thesis twins' HDF5 files are built from fixed seeds, tf2onnx's name counter is reset
 per conversion, and the cards record the sha256 of every file. The trained thesis classifier comes from its
 training command (``python -m export.train thesis-mobilenet ... --export models/thesis-mobilenet``); this
-rebuilds thesis-fused from it. Parity runs on ``--faces`` (default: the FER2013
-PublicTest folder beside the checkout when present, else scikit-image's registry faces).
+rebuilds thesis-fused from it. Parity runs on ``--faces`` (default: the FER2013 PublicTest folder beside the
+checkout when present, else scikit-image's registry faces).
 """
 
 from __future__ import annotations
