@@ -127,7 +127,8 @@ def render_readme(card: dict[str, Any]) -> str:
     lines = [f"# {card['name']}", ""]
     if card["weights"] == "untrained":
         lines += [
-            "**UNTRAINED WEIGHTS.** For compatibility, speed and parity work only; its predictions mean nothing.",
+            "**UNTRAINED WEIGHTS** (all or some heads: see below). For compatibility, speed and parity work "
+            "only; never use its outputs as predictions.",
             "",
         ]
     lines += [card["description"], "", f"- Licence: {card['licence']}", f"- Provenance: {card['provenance']}"]

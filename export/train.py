@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, TextIO
 from edgeemo.errors import EdgeemoError, InputError
 
 if TYPE_CHECKING:
+    from edgeemo.spec import Framing
+    from export.parity import ParityReport
     from export.pipeline import ExportResult
     from export.training.data import LabelledFaces
     from export.training.loop import TrainOptions, TrainResult
@@ -33,6 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_TRAIN = REPO.parent / "shared" / "data" / "fer2013-train"
 FER_PUBLICTEST = REPO.parent / "shared" / "data" / "fer2013-publictest"
+# Issue 14's floor for a shipped INT8 file; the parity table's INT8 rule is its goal (agreement 0.99).
+INT8_MIN_AGREEMENT = 0.97
+INT8_MAX_ACCURACY_LOSS = 0.005
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def training_facts(result: TrainResult, cfg: RunConfig) -> dict[str, object]:
     }
 
 
-def command_line(cfg: RunConfig, options: TrainOptions, folder: Path) -> str:
+def command_line(cfg: RunConfig, options: TrainOptions, folder: Path, framing: str | None = None) -> str:
     """The command that reproduces this run (recipe flags only where they differ from the defaults)."""
     from export.training.loop import TrainOptions
 
@@ -119,6 +124,7 @@ def command_line(cfg: RunConfig, options: TrainOptions, folder: Path) -> str:
         *([f"--val-fraction {cfg.val_fraction:g}"] if cfg.val_fraction != RunConfig.val_fraction else []),
         *([f"--limit {cfg.limit}"] if cfg.limit else []),
         "--resume",
+        *([f"--framing {framing}"] if framing else []),
         f"--export {os.path.relpath(folder, REPO)}",
     ]
     return f"python -m export.train {cfg.architecture} " + " ".join(flags)
@@ -132,9 +138,15 @@ def export_trained(
     faces_dir: Path | None,
     precisions: tuple[str, ...],
     options: TrainOptions,
+    framing: tuple[Framing, ...] = (),
+    framing_flag: str | None = None,
 ) -> ExportResult:
-    """The best HDF5 through :func:`export.pipeline.export_keras` into ``folder``, with the card's training facts."""
-    from export.card import CardFacts
+    """The best HDF5 through :func:`export.pipeline.export_keras` into ``folder``, with the card's training facts.
+
+    ``framing`` goes into the metadata (``framing_flag``: the ``--framing`` text that chose it, for the card's
+    command). Where INT8 misses the parity goal, the card says how it stands against issue 14's floor.
+    """
+    from export.card import CardFacts, write_card
     from export.faceset import load_face_set, registry_faces
     from export.keras_to_onnx import ExportOptions
     from export.pipeline import export_keras
@@ -154,10 +166,38 @@ def export_trained(
         provenance=f"python -m export.train {cfg.architecture}: best validation epoch {result.best_epoch} of "
         f"{result.epochs_done}",
         training={**training_facts(result, cfg), "recipe": options.to_dict()},
-        regenerate=command_line(cfg, options, folder),
+        regenerate=command_line(cfg, options, folder, framing_flag),
     )
-    export_opts = ExportOptions(name=name, classes=result.classes, heads=("emotion",), interpolation="linear")
-    return export_keras(result.best_h5, folder, export_opts, precisions, faces=faces, card=card)
+    export_opts = ExportOptions(
+        name=name, classes=result.classes, heads=("emotion",), interpolation="linear", framing=framing
+    )
+    out = export_keras(result.best_h5, folder, export_opts, precisions, faces=faces, card=card)
+    verdict = int8_floor(out.parity) if out.parity else None
+    if verdict is not None:  # the note quotes the parity figures, so the card is written again after parity
+        write_card(folder, out.spec, replace(card, notes=(*card.notes, verdict[1])), out.parity, out.int8_calibration)
+    return out
+
+
+def int8_floor(parity: ParityReport) -> tuple[bool, str] | None:
+    """Whether a failing INT8 variant meets issue 14's floor (agreement and accuracy loss), with the card's note
+    stating both rules; None when INT8 was not exported or passed the parity goal."""
+    int8 = next((v for v in parity.variants if v.precision == "int8"), None)
+    fp32 = next((v for v in parity.variants if v.precision == "fp32"), None)
+    if int8 is None or fp32 is None or int8.passed:
+        return None
+    h8, h32 = int8.heads[0], fp32.heads[0]
+    if h8.agreement is None or h8.accuracy is None or h32.accuracy is None:
+        return None
+    loss = h32.accuracy - h8.accuracy
+    ok = h8.agreement >= INT8_MIN_AGREEMENT and loss <= INT8_MAX_ACCURACY_LOSS
+    goal = parity.thresholds["classification"]["int8"]["agreement"]
+    return ok, (
+        f"INT8 ({Path(int8.path).name}) on the {parity.n_faces} parity faces: top-1 agreement with Keras "
+        f"{h8.agreement:.4f}, accuracy {h8.accuracy:.4f} vs FP32 {h32.accuracy:.4f} ({-loss * 100:+.2f} points). "
+        f"The parity table's FAIL is the {goal:g} agreement goal; issue 14's floor (agreement >= "
+        f"{INT8_MIN_AGREEMENT:g}, accuracy within {INT8_MAX_ACCURACY_LOSS * 100:g} points of FP32) is "
+        f"{'met' if ok else 'NOT met'}."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         help="labelled faces for parity/accuracy (default: FER2013 PublicTest when present)",
     )
     parser.add_argument("--precisions", default="fp32,fp16,int8")
+    parser.add_argument(
+        "--framing",
+        default=None,
+        help="crop framing stored in the model, as for 'edgeemo export --framing' (default: what "
+        "'python -m export.framing' stamps for this model name: its framing.json, else the thesis's 30 px)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = RunConfig(
@@ -212,21 +258,34 @@ def main(argv: list[str] | None = None) -> int:
             f"{result.faces_per_s:.0f} faces/s, peak {result.peak_rss_mb:.0f} MB"
         )
         if args.export is not None and result.finished:
+            from export.framing import parse_framing, shipped_framing
             from export.pipeline import parse_precisions
 
+            name = args.name or args.architecture
             faces = args.faces or (FER_PUBLICTEST if FER_PUBLICTEST.is_dir() else None)
+            framing = parse_framing(args.framing) if args.framing else shipped_framing(name)
             out = export_trained(
                 result,
                 cfg,
                 args.export,
-                args.name or args.architecture,
+                name,
                 faces,
                 parse_precisions(args.precisions),
                 options,
+                framing,
+                args.framing,
             )
-            for v in out.parity.variants if out.parity else ():
-                print(f"{Path(v.path).name}: parity {'ok' if v.passed else 'FAIL'}")
-            return 0 if out.parity is None or out.parity.passed else 1
+            if out.parity is None:
+                return 0
+            floor = int8_floor(out.parity)
+            for v in out.parity.variants:
+                state = "ok" if v.passed else "FAIL"
+                if v.precision == "int8" and floor is not None:
+                    state += f" (goal; issue 14 floor {'met' if floor[0] else 'NOT met'}: see the card's note)"
+                print(f"{Path(v.path).name}: parity {state}")
+            # An INT8 file that misses only the agreement goal but meets the floor ships, explained in its card.
+            failing = {v.precision for v in out.parity.variants if not v.passed}
+            return 0 if not failing or (failing == {"int8"} and floor is not None and floor[0]) else 1
         if args.export is not None:
             print("training not finished: export skipped (rerun the same command to continue)")
     except EdgeemoError as exc:

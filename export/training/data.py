@@ -2,7 +2,9 @@
 
 A folder is read through its ``labels.csv`` (``path`` + text label in ``emotion``) when present, else through
 class subfolders; labels must be among the given class names. The cache key covers every file's relative
-path, size and mtime, so an edited folder is decoded again instead of being served stale.
+path, size and mtime, so an edited folder is decoded again instead of being served stale; the set's
+``fingerprint`` (what a checkpoint resumes under) hashes the decoded faces and labels, so a copy of the same
+data with new mtimes is the same data.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class LabelledFaces:
     images: np.ndarray
     labels: np.ndarray
     classes: tuple[str, ...]
-    fingerprint: str
+    fingerprint: str  # of the content (see content_fingerprint), shared by every subset
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -47,12 +49,19 @@ def _entries(folder: Path) -> list[tuple[Path, str | None]]:
     return _entries_from_folder(folder)
 
 
-def _fingerprint(folder: Path, entries: list[tuple[Path, str | None]], size: int, classes: tuple[str, ...]) -> str:
+def _cache_key(folder: Path, entries: list[tuple[Path, str | None]], size: int, classes: tuple[str, ...]) -> str:
     h = hashlib.sha256(f"{size}|{','.join(classes)}".encode())
     for path, label in entries:
         st = path.stat() if path.is_file() else None
         rel = path.relative_to(folder) if path.is_relative_to(folder) else path
         h.update(f"{rel}|{label}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def content_fingerprint(images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> str:
+    h = hashlib.sha256(f"{images.shape}|{','.join(classes)}".encode())
+    h.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -81,11 +90,12 @@ def load_labelled_faces(
         raise InputError(f"{folder}: labels {', '.join(unknown)} are not among the classes {', '.join(classes)}")
     if not entries:
         raise InputError(f"{folder}: no labelled face images found")
-    fp = _fingerprint(folder, entries, size, classes)
-    cache = cache_dir / f"faces-{fp}.npz" if cache_dir else None
+    key = _cache_key(folder, entries, size, classes)
+    cache = cache_dir / f"faces-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
-            return LabelledFaces(str(folder), z["images"], z["labels"], classes, fp)
+            images, labels = z["images"], z["labels"]
+        return LabelledFaces(str(folder), images, labels, classes, content_fingerprint(images, labels, classes))
     images = np.stack([_decode(p, size) for p, _ in entries])
     labels = np.array([classes.index(str(lab)) for _, lab in entries], dtype=np.int64)
     if cache is not None:
@@ -94,7 +104,7 @@ def load_labelled_faces(
         np.savez(tmp, images=images, labels=labels)
         tmp.replace(cache)
         log.info("cached %d faces of %s in %s", len(labels), folder, cache)
-    return LabelledFaces(str(folder), images, labels, classes, fp)
+    return LabelledFaces(str(folder), images, labels, classes, content_fingerprint(images, labels, classes))
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
