@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 from edgeemo.errors import EdgeemoError, InputError
 
 if TYPE_CHECKING:
-    from edgeemo.spec import Framing
+    from edgeemo.runtime.spec import Framing
     from export.parity import ParityReport
     from export.pipeline import ExportResult
     from export.training.data import LabelledFaces

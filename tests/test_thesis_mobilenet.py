@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import edgeemo
-from edgeemo.assets import card_accuracy
 from edgeemo.io.images import read_image
-from edgeemo.model import EmotionModel
 from edgeemo.pipeline import Pipeline
-from edgeemo.spec import THESIS_FRAMING
+from edgeemo.runtime.assets import card_accuracy
+from edgeemo.runtime.model import EmotionModel
+from edgeemo.runtime.spec import THESIS_FRAMING
 from export.faceset import load_face_set
 
 REPO = Path(__file__).resolve().parents[1]
