@@ -311,9 +311,9 @@ def classify_folder(
                 raise OutputError(f"{exc}; the rows journaled before are kept: re-run to go on", exc.errno) from exc
             finally:
                 journal.close()
+            elapsed = time.perf_counter() - t0
         finally:
             executor.close()
-        elapsed = time.perf_counter() - t0
         order = sorted(done, key=natural_key)
         try:
             _write_outputs(out, opt.probs, errors_path, order, done, errors, classes)

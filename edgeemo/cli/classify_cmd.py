@@ -1,7 +1,7 @@
 """`edgeemo classify DIR --out submission.csv`: the thesis's Kaggle submission generator, resumable.
 
 A shell over :func:`edgeemo.batch.classify_folder` (outputs, journal, resume and errors are described there):
-it runs the batches on worker threads, shows progress and prints the
+it chooses the executor (threads here, or a Ray cluster with ``--engine ray``), shows progress and prints the
 summary.
 """
 
@@ -15,9 +15,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from edgeemo.batch import BatchProgress, ClassifyOptions, ClassifySummary, LocalExecutor, classify_folder
+from edgeemo.batch import BatchExecutor, BatchProgress, ClassifyOptions, ClassifySummary, LocalExecutor, classify_folder
 from edgeemo.cli.app import app
-from edgeemo.cli.options import DEFAULTS, MaxPixelsOpt, quiet_opencv, runtime_options
+from edgeemo.cli.options import DEFAULTS, ActorsOpt, AddressOpt, EngineOpt, MaxPixelsOpt, quiet_opencv, runtime_options
 from edgeemo.errors import printable
 from edgeemo.pipeline import PipelineOptions
 from edgeemo.resume import describe_reruns
@@ -51,6 +51,9 @@ def classify_command(
     ] = 1,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore earlier results in --out and start over.")] = False,
     max_pixels: MaxPixelsOpt = DEFAULTS["max_pixels"],
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    actors: ActorsOpt = None,
     *,
     runtime: PipelineOptions,
 ) -> None:
@@ -58,8 +61,16 @@ def classify_command(
     quiet_opencv()
     options = ClassifyOptions(probs, recursive, detect, batch_size, fresh, max_pixels)
     with _ProgressBar() as bar:
-        summary = classify_folder(folder, out, options, runtime, LocalExecutor(workers), bar)
+        summary = classify_folder(folder, out, options, runtime, _executor(engine, workers, address, actors), bar)
     _print_summary(summary, folder)
+
+
+def _executor(engine: str, workers: int, address: str | None, actors: int | None) -> BatchExecutor:
+    if engine == "ray":
+        from edgeemo.distributed import RayExecutor  # imports Ray: only when asked for
+
+        return RayExecutor(address=address, actors=actors)
+    return LocalExecutor(workers)
 
 
 class _ProgressBar:

@@ -31,6 +31,8 @@ from rich.progress import (
 from edgeemo.cli.app import app
 from edgeemo.cli.options import (
     DEFAULTS,
+    AddressOpt,
+    EngineOpt,
     StreamTimeoutOpt,
     VaBarsOpt,
     quiet_opencv,
@@ -120,10 +122,12 @@ def print_summary(console: Console, s: VideoSummary) -> None:
 @app.command("video")
 @runtime_options(threads=VideoThreadsOpt)
 def video_command(
-    source: Annotated[
-        str | None,
+    sources: Annotated[
+        list[str] | None,
         typer.Argument(
-            help="Video file, webcam index (0) or stream URL (rtsp://, http://). Default: the shipped sample clip.",
+            metavar="[SOURCE]...",
+            help="Video file, webcam index (0) or stream URL (rtsp://, http://). Default: the shipped sample clip. "
+            "With --engine ray: several, a folder of videos or a .txt list of sources.",
             show_default=False,
         ),
     ] = None,
@@ -192,6 +196,8 @@ def video_command(
     ] = 10,
     stream_timeout: StreamTimeoutOpt = DEFAULTS["stream_timeout"],
     va_bars: VaBarsOpt = DEFAULTS["va_bars"],
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
     *,
     runtime: PipelineOptions,
 ) -> None:
@@ -201,12 +207,6 @@ def video_command(
     summary). Ctrl-C or SIGTERM stops the run and finalises every output written so far.
     """
     quiet_opencv()
-    src = source if source is not None else str(default_clip())
-    kind, value = parse_source(src)  # a missing file fails here, before any output folder is made
-    outputs = VideoOutputs(video=out, jsonl=jsonl, csv=csv, timeline=timeline, circumplex=circumplex)
-    if not outputs.paths() and not show:
-        outputs = default_outputs(src, out_dir)
-    outputs.prepare(str(value) if kind == "file" else None)  # formats, clashes, folders: before any work
     # Decode, inference and output run in parallel threads: one intra-op thread per session is much faster
     # here than onnxruntime's default of one per core, whose spinning workers starve the other stages.
     if runtime.session.intra_op_threads is None:
@@ -220,6 +220,20 @@ def video_command(
         detect_ahead=detect_ahead,
         stream_timeout=stream_timeout,
     )
+    if engine == "ray":
+        from edgeemo.cli.scaleout import videos_on_ray
+
+        outputs = VideoOutputs(video=out, jsonl=jsonl, csv=csv, timeline=timeline, circumplex=circumplex)
+        videos_on_ray(sources or [str(default_clip())], outputs, show, out_dir, runtime, options, va_bars, address)
+        return
+    if sources and len(sources) > 1:
+        raise InputError(f"{len(sources)} sources: give one, or run them all with --engine ray")
+    src = sources[0] if sources else str(default_clip())
+    kind, value = parse_source(src)  # a missing file fails here, before any output folder is made
+    outputs = VideoOutputs(video=out, jsonl=jsonl, csv=csv, timeline=timeline, circumplex=circumplex)
+    if not outputs.paths() and not show:
+        outputs = default_outputs(src, out_dir)
+    outputs.prepare(str(value) if kind == "file" else None)  # formats, clashes, folders: before any work
     console = Console(stderr=True)
     with Pipeline.from_options(runtime) as pipe:
         run = VideoRun(pipe, src, outputs, options, annotate=VideoAnnotator(va_bars), show=_window() if show else None)
