@@ -27,13 +27,16 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeemo.batch import Batch, BatchResult, ClassifyJob, Input, ModelFacts, classify_inputs, read_input
 from edgeemo.errors import EdgeemoError, InputError, MissingDependencyError, ModelError, printable
 from edgeemo.io.images import natural_key
 from edgeemo.pipeline import Pipeline, PipelineOptions
 from edgeemo.video.run import VideoOptions, VideoOutputs, VideoSummary
+
+if TYPE_CHECKING:
+    from edgeemo.render.annotate import VaBars
 
 GPU_DEVICES = ("cuda", "tensorrt")
 BATCHES_PER_ACTOR = 2  # in flight per actor: one running, one queued, so an actor never waits for the driver
@@ -119,9 +122,6 @@ class ClassifyWorker:
             raise self.error or ModelError("the model did not load")
         return ModelFacts(self.pipe.classes, self.key)
 
-    def pid(self) -> int:
-        return os.getpid()
-
     def classify(self, inputs: Sequence[Input]) -> BatchResult:
         if self.pipe is None:
             raise self.error or ModelError("the model did not load")
@@ -183,10 +183,6 @@ class RayExecutor:
             _raise_cause(exc)
             raise
 
-    def pids(self) -> list[int]:
-        """Process ids of the actors' workers now (for tests and diagnosis)."""
-        return list(self._get([a.pid.remote() for a in self._pool]))
-
     def run(self, batches: Sequence[Batch]) -> Iterator[BatchResult]:
         ray = ray_module()
         job = self._job
@@ -197,38 +193,34 @@ class RayExecutor:
         pending: dict[Any, tuple[int, int, int]] = {}  # ref -> (actor, batch, times lost)
         load = [0] * len(self._pool)
         alive = set(range(len(self._pool)))
-        try:
-            while todo or pending:
-                for a in sorted(alive, key=lambda k: load[k]):
-                    while todo and load[a] < BATCHES_PER_ACTOR:
-                        b, tries = todo.popleft()
-                        inputs = [read_input(rel, path, job.max_pixels) for rel, path in batches[b]]
-                        pending[self._pool[a].classify.remote(inputs)] = (a, b, tries)
-                        load[a] += 1
-                if not pending:
-                    raise EdgeemoError(f"every Ray actor was lost; {len(todo)} batches did not run: re-run to go on")
-                (ref,), _ = ray.wait(list(pending), num_returns=1)
-                a, b, tries = pending.pop(ref)
-                load[a] -= 1
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:
-                    _raise_cause(exc)
-                    raise
-                except lost as exc:  # Ray's own retries are spent: this actor is gone, the batch goes elsewhere
-                    alive.discard(a)
-                    if tries >= MAX_RESTARTS:
-                        first = batches[b][0][0] if batches[b] else "?"
-                        raise EdgeemoError(
-                            f"the batch starting at {printable(first)} was lost with its Ray worker {tries + 1} "
-                            f"times ({_first_line(exc)}); the rows journaled before are kept: re-run to go on"
-                        ) from exc
-                    todo.appendleft((b, tries + 1))
-                    continue
-                yield result
-        finally:
-            for ref in pending:
-                ray.cancel(ref, force=False)
+        while todo or pending:
+            for a in sorted(alive, key=lambda k: load[k]):
+                while todo and load[a] < BATCHES_PER_ACTOR:
+                    b, tries = todo.popleft()
+                    inputs = [read_input(rel, path, job.max_pixels) for rel, path in batches[b]]
+                    pending[self._pool[a].classify.remote(inputs)] = (a, b, tries)
+                    load[a] += 1
+            if not pending:
+                raise EdgeemoError(f"every Ray actor was lost; {len(todo)} batches did not run: re-run to go on")
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            a, b, tries = pending.pop(ref)
+            load[a] -= 1
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                _raise_cause(exc)
+                raise
+            except lost as exc:  # Ray's own retries are spent: this actor is gone, the batch goes elsewhere
+                alive.discard(a)
+                if tries >= MAX_RESTARTS:
+                    first = batches[b][0][0] if batches[b] else "?"
+                    raise EdgeemoError(
+                        f"the batch starting at {printable(first)} was lost with its Ray worker {tries + 1} "
+                        f"times ({_first_line(exc)}); the rows journaled before are kept: re-run to go on"
+                    ) from exc
+                todo.appendleft((b, tries + 1))
+                continue
+            yield result
 
     def close(self) -> None:
         ray = ray_module()
@@ -247,7 +239,7 @@ class VideoJob:
 
     runtime: PipelineOptions
     options: VideoOptions
-    va_bars: str = "auto"
+    va_bars: VaBars = "auto"
 
 
 @dataclass(frozen=True)
@@ -293,7 +285,7 @@ def run_video(job: VideoJob, source: str, outputs: VideoOutputs) -> VideoOutcome
 
     try:
         with Pipeline.from_options(job.runtime) as pipe:
-            run = VideoRun(pipe, source, outputs, job.options, annotate=VideoAnnotator(job.va_bars))  # type: ignore[arg-type]
+            run = VideoRun(pipe, source, outputs, job.options, annotate=VideoAnnotator(job.va_bars))
             return VideoOutcome(source, run.run())
     except EdgeemoError as exc:
         return VideoOutcome(source, error=" ".join(str(exc).split()), exit_code=exc.exit_code)

@@ -65,6 +65,18 @@ def test_ray_reports_bad_files_as_local_does_and_resumes_locally(
     assert again.exit_code == 0 and "(0 new, 30 already done)" in again.stdout, again.output
 
 
+def test_a_model_that_does_not_load_is_the_local_error_on_ray(
+    ray_local: Any, tmp_path: Path, astronaut_bgr: np.ndarray
+) -> None:
+    folder = crops(tmp_path / "faces", astronaut_bgr, 2)
+    results = []
+    for engine in ("local", "ray"):
+        out, model = str(tmp_path / f"{engine}.csv"), str(tmp_path / "none.onnx")
+        r = runner.invoke(app, ["classify", str(folder), "-o", out, "-m", model, "--engine", engine])
+        results.append((type(r.exception).__name__, str(r.exception)))
+    assert results[0] == results[1] and results[0][0] == "ModelError", results
+
+
 def test_publictest_on_ray_is_byte_identical_to_local(ray_local: Any, tmp_path: Path, fer_publictest: Path) -> None:
     local, out = classify(fer_publictest, tmp_path / "local", "-r", "--batch-size", "128")
     remote, ray_out = classify(fer_publictest, tmp_path / "ray", "-r", "--batch-size", "128", "--engine", "ray")

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from edgeemo.batch import BatchExecutor, BatchProgress, ClassifyOptions, ClassifySummary, LocalExecutor, classify_folder
 from edgeemo.cli.app import app
 from edgeemo.cli.options import DEFAULTS, ActorsOpt, AddressOpt, EngineOpt, MaxPixelsOpt, quiet_opencv, runtime_options
-from edgeemo.errors import printable
+from edgeemo.errors import InputError, printable
 from edgeemo.pipeline import PipelineOptions
 from edgeemo.resume import describe_reruns
 
@@ -67,9 +67,13 @@ def classify_command(
 
 def _executor(engine: str, workers: int, address: str | None, actors: int | None) -> BatchExecutor:
     if engine == "ray":
+        if workers != 1:
+            raise InputError("--workers is for --engine local; give --actors with --engine ray")
         from edgeemo.distributed import RayExecutor  # imports Ray: only when asked for
 
         return RayExecutor(address=address, actors=actors)
+    if actors is not None or address is not None:
+        raise InputError("--actors and --address are for --engine ray")
     return LocalExecutor(workers)
 
 

@@ -17,6 +17,7 @@ from edgeemo.cli.video_cmd import default_outputs, print_summary
 from edgeemo.distributed import VideoJob, VideoOutcome, expand_sources, run_videos
 from edgeemo.errors import InputError, printable
 from edgeemo.pipeline import PipelineOptions
+from edgeemo.render.annotate import VaBars
 from edgeemo.video.reader import parse_source
 from edgeemo.video.run import VideoOptions, VideoOutputs
 
@@ -28,7 +29,7 @@ def videos_on_ray(
     out_dir: Path,
     runtime: PipelineOptions,
     options: VideoOptions,
-    va_bars: str,
+    va_bars: VaBars,
     address: str | None,
 ) -> None:
     """Run every source as a Ray task, print each summary as it finishes and a table of all at the end; exit
