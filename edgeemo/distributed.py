@@ -25,7 +25,7 @@ import pickle
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from edgeemo.batch import Batch, BatchResult, ClassifyJob, Input, ModelFacts, cl
 from edgeemo.errors import EdgeemoError, InputError, MissingDependencyError, ModelError, printable
 from edgeemo.io.images import natural_key
 from edgeemo.pipeline import Pipeline, PipelineOptions
+from edgeemo.video.reader import parse_source
 from edgeemo.video.run import VideoOptions, VideoOutputs, VideoSummary
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ def ray_module() -> Any:
 
 def connect(address: str | None) -> bool:
     """Join the Ray cluster at ``address`` (``auto``, ``ray://HOST:PORT``; None: ``RAY_ADDRESS`` or a Ray started
-    for this process). Uses a Ray already initialised in this process. True when this call started Ray."""
+    for this process). Uses a Ray already initialised in this process. True when this call initialised Ray here
+    (then the caller shuts it down: a private Ray stops, a cluster stays)."""
     ray = ray_module()
     if ray.is_initialized():
         return False
@@ -94,6 +96,24 @@ def _portable(exc: EdgeemoError) -> EdgeemoError:
     except Exception:
         return WorkerError(str(exc), exc.exit_code)
     return exc
+
+
+def _absolute(path: str) -> str:
+    """A relative path that exists here, made absolute: workers do not run in the driver's folder."""
+    return str(Path(path).absolute()) if path and Path(path).exists() else path
+
+
+def worker_paths(runtime: PipelineOptions) -> PipelineOptions:
+    """``runtime`` with the model, VA model and TensorRT cache paths absolute (names are left alone)."""
+    session = runtime.session
+    if session.trt_cache_dir is not None:
+        session = replace(session, trt_cache_dir=str(Path(session.trt_cache_dir).absolute()))
+    return replace(
+        runtime,
+        model=_absolute(runtime.model),
+        va_models=tuple(_absolute(v) for v in runtime.va_models),
+        session=session,
+    )
 
 
 def _single_threaded(runtime: PipelineOptions) -> PipelineOptions:
@@ -152,6 +172,7 @@ class RayExecutor:
     def open(self, job: ClassifyJob) -> ModelFacts:
         ray = ray_module()
         self._started = connect(self.address)
+        job = replace(job, runtime=worker_paths(job.runtime))
         self._job = job
         resources = actor_resources(job.runtime.session.device)
         count = self.actors or self._default_actors(ray, resources)
@@ -291,6 +312,15 @@ def run_video(job: VideoJob, source: str, outputs: VideoOutputs) -> VideoOutcome
         return VideoOutcome(source, error=" ".join(str(exc).split()), exit_code=exc.exit_code)
 
 
+def _absolute_source(source: str) -> str:
+    return _absolute(source) if parse_source(source)[0] == "file" else source
+
+
+def _absolute_outputs(outputs: VideoOutputs) -> VideoOutputs:
+    paths = {f.name: getattr(outputs, f.name) for f in fields(outputs)}
+    return VideoOutputs(**{k: None if p is None else p.absolute() for k, p in paths.items()})
+
+
 def run_videos(
     work: Sequence[tuple[str, VideoOutputs]],
     job: VideoJob,
@@ -305,7 +335,10 @@ def run_videos(
         task = ray.remote(run_video).options(
             **actor_resources(job.runtime.session.device), max_retries=MAX_RESTARTS, retry_exceptions=False
         )
-        refs = {task.remote(job, src, outs): k for k, (src, outs) in enumerate(work)}
+        job = replace(job, runtime=worker_paths(job.runtime))
+        refs = {
+            task.remote(job, _absolute_source(src), _absolute_outputs(outs)): k for k, (src, outs) in enumerate(work)
+        }
         outcomes: list[VideoOutcome | None] = [None] * len(work)
         waiting = list(refs)
         while waiting:
@@ -315,7 +348,7 @@ def run_videos(
                 outcome = ray.get(ref)
             except ray.exceptions.RayError as exc:  # lost more often than the retries allow, or a crash
                 outcome = VideoOutcome(work[k][0], error=f"the Ray task failed: {_first_line(exc)}", exit_code=1)
-            outcomes[k] = outcome
+            outcome = outcomes[k] = replace(outcome, source=work[k][0])  # as the caller named it
             if on_done is not None:
                 on_done(outcome)
         return [o for o in outcomes if o is not None]
