@@ -207,8 +207,7 @@ class RayExecutor:
     def run(self, batches: Sequence[Batch]) -> Iterator[BatchResult]:
         ray = ray_module()
         job = self._job
-        if job is None:
-            raise RuntimeError("RayExecutor.run before open")
+        assert job is not None, "open() comes first"
         lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError)
         todo: deque[tuple[int, int]] = deque((i, 0) for i in range(len(batches)))  # (batch, times lost)
         pending: dict[Any, tuple[int, int, int]] = {}  # ref -> (actor, batch, times lost)
