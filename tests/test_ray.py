@@ -77,6 +77,28 @@ def test_a_model_that_does_not_load_is_the_local_error_on_ray(
     assert results[0] == results[1] and results[0][0] == "ModelError", results
 
 
+def test_a_gpu_device_on_a_cluster_without_gpus_is_refused(
+    ray_local: Any, tmp_path: Path, astronaut_bgr: np.ndarray
+) -> None:
+    folder = crops(tmp_path / "faces", astronaut_bgr, 2)
+    r = runner.invoke(
+        app, ["classify", str(folder), "-o", str(tmp_path / "s.csv"), "--engine", "ray", "--device", "cuda"]
+    )
+    assert r.exit_code != 0 and "the Ray cluster has no GPU" in str(r.exception), r.output
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_video_that_fails_on_its_worker_is_a_row_of_the_table(ray_local: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    r = runner.invoke(app, ["video", str(bad), "--engine", "ray", "--jsonl", str(tmp_path / "b.jsonl")])
+    assert r.exit_code == 2, r.output
+    assert "1 source(s) on Ray" in r.stdout  # the table, with the error in the source's row
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"edgeemo: error: {bad}: "), line
+    assert not (tmp_path / "b.jsonl").exists()
+
+
 def test_publictest_on_ray_is_byte_identical_to_local(ray_local: Any, tmp_path: Path, fer_publictest: Path) -> None:
     local, out = classify(fer_publictest, tmp_path / "local", "-r", "--batch-size", "128")
     remote, ray_out = classify(fer_publictest, tmp_path / "ray", "-r", "--batch-size", "128", "--engine", "ray")
