@@ -72,6 +72,11 @@ def file_digest(path: str | os.PathLike[str]) -> str | None:
     return h.hexdigest()[:32]
 
 
+def bytes_digest(data: bytes) -> str:
+    """:func:`file_digest` of a file holding ``data`` (for inputs read once and sent elsewhere to decode)."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
 def run_key(model_file: str | os.PathLike[str], options: Mapping[str, Any]) -> str:
     """Digest of the loaded model file and the options that change the answer (JSON-serialisable values)."""
     model_digest = file_digest(model_file) or ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Collection
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -43,6 +43,35 @@ VaBarsOpt = Annotated[
         help="Valence/arousal panels beside faces, only where they cover no face or other panel (auto: images "
         "with at most 2 faces, every video frame; the values stay in the data either way).",
         rich_help_panel="Drawing",
+    ),
+]
+
+EngineOpt = Annotated[
+    Literal["local", "ray"],
+    typer.Option(
+        "--engine",
+        help="Where the work runs: local (this process) or ray (a Ray cluster: pip install 'edgeemo[ray]'; "
+        "see docs/scale-out.md).",
+        rich_help_panel="Scale-out",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Ray cluster to join with --engine ray: auto (the one `ray start` runs here) or ray://HOST:PORT "
+        "(default: the RAY_ADDRESS variable, else a Ray started for this run on this machine).",
+        rich_help_panel="Scale-out",
+    ),
+]
+ActorsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--actors",
+        min=1,
+        help="Ray actors (one model session each) with --engine ray (default: one per cluster CPU, or per GPU "
+        "with --device cuda/tensorrt).",
+        rich_help_panel="Scale-out",
     ),
 ]
 

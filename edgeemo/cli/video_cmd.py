@@ -6,25 +6,26 @@ bar and turns Ctrl-C / SIGTERM into a graceful stop.
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich import progress as rp
 from rich.console import Console
-from rich.markup import escape
 
 from edgeemo.cli.app import app
-from edgeemo.cli.options import DEFAULTS, StreamTimeoutOpt, VaBarsOpt, quiet_opencv, runtime_options
+from edgeemo.cli.options import (
+    DEFAULTS,
+    AddressOpt,
+    EngineOpt,
+    StreamTimeoutOpt,
+    VaBarsOpt,
+    quiet_opencv,
+    runtime_options,
+)
+from edgeemo.cli.video_feedback import ProgressBar, SignalStop, print_summary
+from edgeemo.errors import InputError
 from edgeemo.pipeline import PipelineOptions
 from edgeemo.video.options import VideoOptions
-from edgeemo.video.reader import SourceInfo
 from edgeemo.video.run import DEFAULT_OUT_DIR, VIDEO_THREADS, VideoOutputs, VideoRun
 
 _OUT = "Outputs"
@@ -44,10 +45,12 @@ VideoThreadsOpt = Annotated[
 @app.command("video")
 @runtime_options(threads=VideoThreadsOpt)
 def video_command(
-    source: Annotated[
-        str | None,
+    sources: Annotated[
+        list[str] | None,
         typer.Argument(
-            help="Video file, webcam index (0) or stream URL (rtsp://, http://). Default: the shipped sample clip.",
+            metavar="[SOURCE]...",
+            help="Video file, webcam index (0) or stream URL (rtsp://, http://). Default: the shipped sample clip. "
+            "With --engine ray: several, a folder of videos or a .txt list of sources.",
             show_default=False,
         ),
     ] = None,
@@ -116,6 +119,8 @@ def video_command(
     ] = _DEFAULTS.max_misses,
     stream_timeout: StreamTimeoutOpt = _DEFAULTS.stream_timeout,
     va_bars: VaBarsOpt = DEFAULTS["va_bars"],
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
     *,
     runtime: PipelineOptions,
 ) -> None:
@@ -128,72 +133,18 @@ def video_command(
     outputs = VideoOutputs(video=out, jsonl=jsonl, csv=csv, timeline=timeline, circumplex=circumplex)
     options = VideoOptions(detect_every=detect_every, smoothing=smoothing, max_misses=max_misses,
                            detect_ahead=detect_ahead, stream_timeout=stream_timeout)  # fmt: skip
-    bar = _Bar(Console(stderr=True))
-    run = VideoRun.from_options(source, outputs, options, runtime, out_dir=out_dir, show=show, va_bars=va_bars,
-                                progress=bar.progress, step=bar.step)  # fmt: skip
-    with run, bar.shown(run.info), _SignalStop(run) as stop:
+    if engine == "ray":
+        from edgeemo.cli.scaleout import videos_on_ray
+
+        videos_on_ray(sources or [], outputs, show, out_dir, runtime, options, va_bars, address)
+        return
+    if sources and len(sources) > 1:
+        raise InputError(f"{len(sources)} sources: give one, or run them all with --engine ray")
+    bar = ProgressBar(Console(stderr=True))
+    run = VideoRun.from_options(sources[0] if sources else None, outputs, options, runtime, out_dir=out_dir,
+                                show=show, va_bars=va_bars, progress=bar.progress, step=bar.step)  # fmt: skip
+    with run, bar.shown(run.info), SignalStop(run) as stop:
         summary = run.run()
-    console = Console()
-    for line in summary.lines():
-        console.print(escape(line), highlight=False)
+    print_summary(Console(), summary)
     if stop.received:
         raise typer.Exit(code=128 + stop.received[0])
-
-
-class _Bar:
-    """The progress bar of a run: frames done, FPS, then the finishing steps in place of the source's name."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self._bar: rp.Progress | None = None
-        self._task: Any = None
-        self._name = ""
-        self._total: int | None = None
-
-    @contextmanager
-    def shown(self, info: SourceInfo) -> Iterator[None]:
-        self._name = Path(info.source).name if info.kind == "file" else info.source
-        self._total = None if info.live else info.frame_count
-        columns = (rp.SpinnerColumn(), rp.TextColumn("[bold]{task.description}"), rp.BarColumn(),
-                   rp.MofNCompleteColumn(), rp.TextColumn("{task.fields[fps]:>6.1f} FPS"), rp.TimeElapsedColumn(),
-                   rp.TextColumn("ETA"), rp.TimeRemainingColumn())  # fmt: skip
-        with rp.Progress(*columns, console=self.console, transient=True, disable=not self.console.is_terminal) as bar:
-            self._bar, self._task = bar, bar.add_task(escape(self._name), total=self._total, fps=0.0)
-            yield
-        self._bar = None
-
-    def progress(self, done: int, elapsed: float) -> None:
-        if self._bar is not None and (done % 5 == 0 or done == self._total):  # redrawing every frame costs FPS
-            self._bar.update(self._task, completed=done, fps=done / elapsed if elapsed > 0 else 0.0)
-
-    def step(self, what: str) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, description=f"{escape(self._name)}: {what}…")
-
-
-class _SignalStop:
-    """While active, SIGINT/SIGTERM stop the run gracefully (outputs finalised); a second signal kills."""
-
-    def __init__(self, run: VideoRun) -> None:
-        self.run = run
-        self.received: list[int] = []
-        self._old: dict[int, Any] = {}
-
-    def _handler(self, signum: int, _frame: FrameType | None) -> None:
-        if self.received:  # second signal: give up on graceful shutdown
-            signal.signal(signum, signal.SIG_DFL)
-            signal.raise_signal(signum)
-            return
-        self.received.append(signum)
-        print(f"edgeemo: {signal.Signals(signum).name}: finishing outputs…", file=sys.stderr)
-        self.run.stop()
-
-    def __enter__(self) -> _SignalStop:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
