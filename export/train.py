@@ -2,6 +2,12 @@
 
     python -m export.train thesis-mobilenet --data ../shared/data/fer2013-train \\
         --run-dir training/thesis-mobilenet --resume --export models/thesis-mobilenet
+    python -m export.train --init models/mini-xception/emotion_model.hdf5 --qat --distill 1 --lr 1e-4 \\
+        --epochs 2 --run-dir training/mini-xception-qat --resume --export training/mini-xception-qat/model
+
+``--init`` fine-tunes an existing model instead of training one from scratch (:mod:`export.training.finetune`:
+its facts come from the ``model.onnx`` beside it); ``--qat`` adds the fake quantization of the INT8 export
+(:mod:`export.qat`) and ``--distill`` pulls the outputs towards the original model's.
 
 Training resumes from ``RUN_DIR/latest`` with ``--resume`` (a run may be cut off at any time; see
 :mod:`export.training.loop`). Once every planned epoch is done and ``--export`` is given, the best-validation
@@ -16,18 +22,21 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from edgeemo.errors import EdgeemoError, InputError
+from export.training.loop import TrainOptions
 
 if TYPE_CHECKING:
     from edgeemo.runtime.spec import Framing
     from export.parity import ParityReport
     from export.pipeline import ExportResult
+    from export.training.architectures import Architecture
     from export.training.data import LabelledFaces
-    from export.training.loop import TrainOptions, TrainResult
+    from export.training.loop import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +53,7 @@ INT8_MAX_ACCURACY_LOSS = 0.005
 class RunConfig:
     """Everything the command line decides besides the recipe (:class:`TrainOptions`)."""
 
-    architecture: str
+    architecture: str | None
     data: Path
     run_dir: Path
     resume: bool
@@ -54,6 +63,25 @@ class RunConfig:
     limit: int = 0
     threads: int = 2
     checkpoint_seconds: float = 600.0
+    init: Path | None = None  # fine-tune this HDF5 instead of building ``architecture``
+    qat: bool = False
+    calibration: Path | None = None  # QAT ranges: the INT8 export's calibration faces (None: the shipped set)
+
+
+def resolve_architecture(cfg: RunConfig) -> Architecture:
+    """The architecture to build, or the fine-tune of ``cfg.init``."""
+    from export.training.architectures import architecture
+    from export.training.finetune import fine_tune_architecture
+
+    if (cfg.architecture is None) == (cfg.init is None):
+        raise InputError("give an architecture to train from scratch, or --init HDF5 to fine-tune (not both)")
+    if cfg.init is None:
+        if cfg.qat:
+            raise InputError("--qat fine-tunes an existing model: give --init HDF5")
+        return architecture(str(cfg.architecture))
+    if not cfg.init.is_file():
+        raise InputError(f"{cfg.init}: --init model not found")
+    return fine_tune_architecture(cfg.init, cfg.qat, cfg.calibration)
 
 
 def load_data(cfg: RunConfig, classes: tuple[str, ...] = FER_CLASSES) -> tuple[LabelledFaces, LabelledFaces]:
@@ -66,11 +94,10 @@ def load_data(cfg: RunConfig, classes: tuple[str, ...] = FER_CLASSES) -> tuple[L
 
 def train(cfg: RunConfig, options: TrainOptions, stream: TextIO | None = None) -> TrainResult:
     """Build (or resume) and run the training; returns where the run stands."""
-    from export.training.architectures import architecture
     from export.training.loop import Trainer, configure_threads
 
+    arch = resolve_architecture(cfg)  # before TensorFlow is imported: a fine-tune sets how it loads
     configure_threads(cfg.threads)
-    arch = architecture(cfg.architecture)
     train_set, val_set = load_data(cfg)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(arch, train_set, val_set, cfg.run_dir, options, cfg.checkpoint_seconds, stream)
@@ -115,11 +142,18 @@ def command_line(cfg: RunConfig, options: TrainOptions, folder: Path, framing: s
 
     d = TrainOptions()
     flags = [
+        *([f"--init {os.path.relpath(cfg.init, REPO)}"] if cfg.init else []),
+        *(["--qat"] if cfg.qat else []),
+        *([f"--calibration {os.path.relpath(cfg.calibration, REPO)}"] if cfg.calibration else []),
         f"--data {os.path.relpath(cfg.data, REPO)}",
         f"--run-dir {os.path.relpath(cfg.run_dir, REPO)}",
         f"--epochs {options.epochs}",
         *([f"--batch-size {options.batch_size}"] if options.batch_size != d.batch_size else []),
         *([f"--lr {options.learning_rate:g}"] if options.learning_rate != d.learning_rate else []),
+        *([f"--warmup-epochs {options.warmup_epochs:g}"] if options.warmup_epochs != d.warmup_epochs else []),
+        *([f"--weight-decay {options.weight_decay:g}"] if options.weight_decay != d.weight_decay else []),
+        *([f"--balance-power {options.balance_power:g}"] if options.balance_power != d.balance_power else []),
+        *([f"--distill {options.distill:g}"] if options.distill != d.distill else []),
         *([f"--seed {options.seed}"] if options.seed != d.seed else []),
         *([f"--val-fraction {cfg.val_fraction:g}"] if cfg.val_fraction != RunConfig.val_fraction else []),
         *([f"--limit {cfg.limit}"] if cfg.limit else []),
@@ -127,7 +161,7 @@ def command_line(cfg: RunConfig, options: TrainOptions, folder: Path, framing: s
         *([f"--framing {framing}"] if framing else []),
         f"--export {os.path.relpath(folder, REPO)}",
     ]
-    return f"python -m export.train {cfg.architecture} " + " ".join(flags)
+    return "python -m export.train " + " ".join([*([cfg.architecture] if cfg.architecture else []), *flags])
 
 
 def export_trained(
@@ -150,27 +184,28 @@ def export_trained(
     from export.faceset import load_face_set, registry_faces
     from export.keras_to_onnx import ExportOptions
     from export.pipeline import export_keras
-    from export.training.architectures import architecture
 
-    arch = architecture(cfg.architecture)
+    arch = resolve_architecture(cfg)
     if result.best_h5 is None:
         raise InputError(f"{cfg.run_dir}: no trained model to export yet (no epoch finished)")
     faces = load_face_set(faces_dir) if faces_dir else registry_faces()
     if faces_dir:
         faces = replace(faces, source=os.path.relpath(faces_dir, REPO))
     card = CardFacts(
-        description=f"{arch.description}; trained from scratch on {os.path.relpath(cfg.data, REPO)} "
+        description=f"{arch.description}; {arch.origin} on {os.path.relpath(cfg.data, REPO)} "
         f"({len(result.classes)} classes) by export/train.py.",
-        licence="MIT (edgeemo project; architecture from keras.applications, Apache-2.0); trained on FER2013 "
-        "(research dataset, Goodfellow et al. 2013)",
-        provenance=f"python -m export.train {cfg.architecture}: best validation epoch {result.best_epoch} of "
-        f"{result.epochs_done}",
+        licence=f"{arch.licence}; trained on FER2013 (research dataset, Goodfellow et al. 2013)",
+        provenance=f"python -m export.train {cfg.architecture or '--init ' + str(cfg.init)}: best validation "
+        f"epoch {result.best_epoch} of {result.epochs_done}",
         training={**training_facts(result, cfg), "recipe": options.to_dict()},
         regenerate=command_line(cfg, options, folder, framing_flag),
     )
-    export_opts = ExportOptions(
-        name=name, classes=result.classes, heads=("emotion",), interpolation="linear", framing=framing
-    )
+    if arch.export_options is not None:  # a fine-tune keeps the original's facts, its framing unless --framing
+        export_opts = replace(arch.export_options, name=name, **({"framing": framing} if framing_flag else {}))
+    else:
+        export_opts = ExportOptions(
+            name=name, classes=result.classes, heads=("emotion",), interpolation="linear", framing=framing
+        )
     out = export_keras(result.best_h5, folder, export_opts, precisions, faces=faces, card=card)
     verdict = int8_floor(out.parity) if out.parity else None
     if verdict is not None:  # the note quotes the parity figures, so the card is written again after parity
@@ -203,17 +238,23 @@ def int8_floor(parity: ParityReport) -> tuple[bool, str] | None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from export.training.architectures import ARCHITECTURES
-    from export.training.loop import TrainOptions
 
     defaults = TrainOptions()
     parser = argparse.ArgumentParser(prog="python -m export.train", description=__doc__.splitlines()[0])
-    parser.add_argument("architecture", choices=sorted(ARCHITECTURES))
+    parser.add_argument("architecture", nargs="?", choices=sorted(ARCHITECTURES), help="train from scratch")
+    parser.add_argument("--init", type=Path, default=None, help="fine-tune this Keras HDF5 (model.onnx beside it)")
+    parser.add_argument("--qat", action="store_true", help="quantization-aware fine-tune (with --init)")
+    parser.add_argument("--distill", type=float, default=defaults.distill, help="weight of the original's outputs")
+    parser.add_argument("--calibration", type=Path, default=None, help="QAT range faces (default: the INT8 set)")
     parser.add_argument("--data", type=Path, default=FER_TRAIN, help="labelled training faces (default: FER2013 train)")
     parser.add_argument("--run-dir", type=Path, required=True, help="checkpoints, best HDF5 and state.json")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --run-dir, if any")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak learning rate")
+    parser.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--balance-power", type=float, default=defaults.balance_power, help="0: no class weights")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--cache", type=Path, default=None, help="folder for the decoded-faces cache (.npz)")
@@ -248,50 +289,77 @@ def main(argv: list[str] | None = None) -> int:
         args.limit,
         args.threads,
         args.checkpoint_minutes * 60.0,
+        args.init,
+        args.qat,
+        args.calibration,
     )
-    options = replace(defaults, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+    options = replace(
+        defaults,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        warmup_epochs=args.warmup_epochs,
+        weight_decay=args.weight_decay,
+        balance_power=args.balance_power,
+        distill=args.distill,
+        seed=args.seed,
+    )
     try:
-        result = train(cfg, options)
-        print(
-            f"{cfg.run_dir}: {result.epochs_done}/{result.epochs} epochs, best val accuracy "
-            f"{result.best_val_accuracy:.4f} (epoch {result.best_epoch}), {result.train_seconds:.0f} s, "
-            f"{result.faces_per_s:.0f} faces/s, peak {result.peak_rss_mb:.0f} MB"
-        )
-        if args.export is not None and result.finished:
-            from export.framing import parse_framing, shipped_framing
-            from export.pipeline import parse_precisions
-
-            name = args.name or args.architecture
-            faces = args.faces or (FER_PUBLICTEST if FER_PUBLICTEST.is_dir() else None)
-            framing = parse_framing(args.framing) if args.framing else shipped_framing(name)
-            out = export_trained(
-                result,
-                cfg,
-                args.export,
-                name,
-                faces,
-                parse_precisions(args.precisions),
-                options,
-                framing,
-                args.framing,
-            )
-            if out.parity is None:
-                return 0
-            floor = int8_floor(out.parity)
-            for v in out.parity.variants:
-                state = "ok" if v.passed else "FAIL"
-                if v.precision == "int8" and floor is not None:
-                    state += f" (goal; issue 14 floor {'met' if floor[0] else 'NOT met'}: see the card's note)"
-                print(f"{Path(v.path).name}: parity {state}")
-            # An INT8 file that misses only the agreement goal but meets the floor ships, explained in its card.
-            failing = {v.precision for v in out.parity.variants if not v.passed}
-            return 0 if not failing or (failing == {"int8"} and floor is not None and floor[0]) else 1
-        if args.export is not None:
-            print("training not finished: export skipped (rerun the same command to continue)")
+        passed = run(cfg, options, args.export, args.name, args.faces, args.precisions, framing=args.framing)
     except EdgeemoError as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    return 0
+    return 0 if passed else 1
+
+
+def run(
+    cfg: RunConfig,
+    options: TrainOptions,
+    export_to: Path | None = None,
+    name: str | None = None,
+    faces: Path | None = None,
+    precisions: str = "fp32,fp16,int8",
+    say: Callable[[str], None] = print,
+    framing: str | None = None,
+) -> bool:
+    """Train (or continue) the run, then export it once finished; False when the export's parity failed (an INT8
+    file that misses only the agreement goal but meets issue 14's floor passes, explained in its card)."""
+    result = train(cfg, options)
+    say(
+        f"{cfg.run_dir}: {result.epochs_done}/{result.epochs} epochs, best val accuracy "
+        f"{result.best_val_accuracy:.4f} (epoch {result.best_epoch}), {result.train_seconds:.0f} s, "
+        f"{result.faces_per_s:.0f} faces/s, peak {result.peak_rss_mb:.0f} MB"
+    )
+    if export_to is None:
+        return True
+    if not result.finished:
+        say("training not finished: export skipped (rerun the same command to continue)")
+        return True
+    from export.framing import parse_framing, shipped_framing
+    from export.pipeline import parse_precisions
+
+    model_name = name or cfg.architecture or resolve_architecture(cfg).export_options.name
+    out = export_trained(
+        result,
+        cfg,
+        export_to,
+        model_name,
+        faces or (FER_PUBLICTEST if FER_PUBLICTEST.is_dir() else None),
+        parse_precisions(precisions),
+        options,
+        parse_framing(framing) if framing else shipped_framing(model_name),
+        framing,
+    )
+    if out.parity is None:
+        return True
+    floor = int8_floor(out.parity)
+    for v in out.parity.variants:
+        state = "ok" if v.passed else "FAIL"
+        if v.precision == "int8" and floor is not None:
+            state += f" (goal; issue 14 floor {'met' if floor[0] else 'NOT met'}: see the card's note)"
+        say(f"{Path(v.path).name}: parity {state}")
+    failing = {v.precision for v in out.parity.variants if not v.passed}
+    return not failing or (failing == {"int8"} and floor is not None and floor[0])
 
 
 if __name__ == "__main__":

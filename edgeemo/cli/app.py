@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "edgeemo.cli.export_cmd",
         "Compare an exported model's ONNX variants with the original Keras model on a face set.",
     ),
+    "train": ("edgeemo.cli.train_cmd", "Train or fine-tune (--init, --qat) a model, then export it with its card."),
     "bench": (
         "edgeemo.cli.bench_cmd",
         "Benchmark classifiers, detectors and the pipeline; render or compare result files.",

@@ -11,20 +11,37 @@ from edgeemo.errors import InputError
 
 
 @dataclass(frozen=True)
+class Built:
+    """What the loop trains (``train``: uint8 NHWC in), what it saves as HDF5 (``saved``: the same weights, maybe
+    another graph), the frozen model to distil from (``teacher``, uint8 in, or None) and a hook run with the
+    global step before each training step (``before_step``, e.g. to refresh quantization ranges)."""
+
+    train: Any
+    saved: Any
+    teacher: Any = None
+    before_step: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True)
 class Architecture:
-    """``build(n_classes, seed)`` → an uncompiled model; ``logits`` says whether its output is pre-softmax."""
+    """``build(n_classes, seed)`` → :class:`Built` (uncompiled); ``logits``: is the output pre-softmax.
+    A fine-tune (:mod:`export.training.finetune`) also carries the source's export options and provenance."""
 
     name: str
     description: str
-    build: Callable[[int, int], Any]
+    build: Callable[[int, int], Built]
     h5_name: str
     logits: bool = True
+    export_options: Any = None  # ExportOptions for the trained HDF5 (None: the recipe's defaults)
+    origin: str = "trained from scratch"
+    licence: str = "MIT (edgeemo project; architecture from keras.applications, Apache-2.0)"
 
 
-def _thesis(n_classes: int, seed: int) -> Any:
+def _thesis(n_classes: int, seed: int) -> Built:
     from export.thesis_arch import thesis_graph
 
-    return thesis_graph(n_classes, "emotion", seed)
+    model = thesis_graph(n_classes, "emotion", seed)
+    return Built(model, model)
 
 
 ARCHITECTURES = {

@@ -53,6 +53,7 @@ class TrainOptions:
     weight_decay: float = 0.02  # AdamW, decoupled
     label_smoothing: float = 0.1
     balance_power: float = 0.5  # class weight (N / (K n_c)) ** power: 0 none, 1 fully balanced
+    distill: float = 0.0  # weight of KL(teacher || model) against the label loss (needs a teacher: fine-tunes)
     seed: int = 13
     augment: AugmentOptions = field(default_factory=AugmentOptions)
 
@@ -144,6 +145,8 @@ def resume_mismatch(saved: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
 
     def comparable(state: dict[str, Any], key: str) -> Any:
         value = state.get(key)
+        if key == "options" and isinstance(value, dict):
+            return {**_ADDED_OPTIONS, **value}  # options added later default to the behaviour before them
         return {k: v for k, v in value.items() if k != "source"} if key == "data" and isinstance(value, dict) else value
 
     return [
@@ -151,6 +154,9 @@ def resume_mismatch(saved: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
         for key in ("version", "architecture", "options", "data")
         if comparable(saved, key) != comparable(fresh, key)
     ]
+
+
+_ADDED_OPTIONS = {"distill": 0.0}
 
 
 class _Stop(Exception):
@@ -177,7 +183,15 @@ class Trainer:
         self.run_dir, self.checkpoint_seconds = Path(run_dir), checkpoint_seconds
         self.stream = stream or sys.stdout
         self.n_classes = len(train.classes)
-        self.model = arch.build(self.n_classes, options.seed)
+        built = arch.build(self.n_classes, options.seed)
+        self.model, self.saved_model, self.teacher, self.before_step = (
+            built.train,
+            built.saved,
+            built.teacher,
+            built.before_step,
+        )
+        if options.distill > 0 and self.teacher is None:
+            raise InputError(f"{arch.name}: distillation needs a teacher (fine-tune from an existing model)")
         shape = self.model.input_shape
         if len(shape) != 4 or shape[1] != shape[2]:
             raise InputError(f"{arch.name}: training needs a square NHWC input, the model has {shape}")
@@ -258,7 +272,7 @@ class Trainer:
     def _save_best(self) -> Path:
         path = self.run_dir / self.arch.h5_name
         tmp = path.with_suffix(".tmp.h5")
-        self.model.save(tmp, save_format="h5", include_optimizer=False)
+        self.saved_model.save(tmp, save_format="h5", include_optimizer=False)
         tmp.replace(path)
         return path
 
@@ -270,6 +284,7 @@ class Trainer:
     def _make_train_step(self) -> Any:
         tf = self.tf
         model, opt, k, ls = self.model, self.optimizer, self.n_classes, self.options.label_smoothing
+        teacher, distill = self.teacher, self.options.distill
         spec = (
             tf.TensorSpec((None, self.size, self.size, self.channels), tf.uint8),
             tf.TensorSpec((None,), tf.int32),
@@ -280,11 +295,13 @@ class Trainer:
         def step(x: Any, y: Any, w: Any) -> Any:
             with tf.GradientTape() as tape:
                 out = model(x, training=True)
+                log_p = self._log_probs(out)
                 target = tf.one_hot(y, k) * (1.0 - ls) + ls / k
-                if self.arch.logits:
-                    per_face = tf.nn.softmax_cross_entropy_with_logits(target, out)
-                else:
-                    per_face = -tf.reduce_sum(target * tf.math.log(tf.clip_by_value(out, 1e-7, 1.0)), axis=-1)
+                per_face = -tf.reduce_sum(target * log_p, axis=-1)
+                if distill > 0:
+                    log_t = tf.stop_gradient(self._log_probs(teacher(x, training=False)))
+                    kl = tf.reduce_sum(tf.exp(log_t) * (log_t - log_p), axis=-1)
+                    per_face = (1.0 - distill) * per_face + distill * kl
                 loss = tf.reduce_sum(per_face * w) / tf.reduce_sum(w)
             grads = tape.gradient(loss, model.trainable_variables)
             opt.apply_gradients(zip(grads, model.trainable_variables))
@@ -292,6 +309,10 @@ class Trainer:
             return loss, correct
 
         return step
+
+    def _log_probs(self, out: Any) -> Any:
+        tf = self.tf
+        return tf.nn.log_softmax(out) if self.arch.logits else tf.math.log(tf.clip_by_value(out, 1e-7, 1.0))
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The augmented batch ``step`` of ``epoch`` (0-based), a pure function of the seed."""
@@ -350,6 +371,8 @@ class Trainer:
                 global_step, self.total_steps, self.warmup_steps, opt.learning_rate, opt.final_lr_fraction
             )
             self.optimizer.learning_rate.assign(lr)
+            if self.before_step is not None:
+                self.before_step(global_step)
             x, y = self.batch(epoch, step)
             loss, correct = self._train_step(x, y, self.weights[y])
             part["loss_sum"] += float(loss) * len(y)
