@@ -111,7 +111,7 @@ def test_detector_base_checks_orders_best_first_and_closes_once() -> None:
     with Listed() as det:
         assert [f.score for f in det.detect(frame)] == [0.9, 0.9, 0.5, 0.2]
         assert det.detect(np.zeros((8, 8), np.uint8)) == []
-        with pytest.raises(InputError, match="detector 'listed': expected a uint8 frame"):
+        with pytest.raises(InputError, match="detector 'listed': expected a uint8 image, got dtype float32"):
             det.detect(frame.astype(np.float32))
     assert det.closed and det.released == 1
     det.close()
