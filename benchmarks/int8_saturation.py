@@ -29,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from export.isa_parity import emulator  # noqa: E402
+from edgeemo_export.isa_parity import emulator  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "fer2013-publictest"
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
-            from export.int8 import DEFAULT_OPTIONS, quantize_int8
+            from edgeemo_export.int8 import DEFAULT_OPTIONS, quantize_int8
 
             args.model = Path(tmp) / "u8s8.onnx"
             fp32 = REPO / "models" / "mini-xception" / "model.onnx"

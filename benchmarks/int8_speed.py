@@ -25,8 +25,8 @@ from edgeemo.bench.machine import cpu_features  # noqa: E402
 from edgeemo.bench.stats import interleave  # noqa: E402
 from edgeemo.runtime.model import EmotionModel  # noqa: E402
 from edgeemo.runtime.session import SessionOptions  # noqa: E402
-from export.calibration import default_calibration_dir, load_calibration_set  # noqa: E402
-from export.int8 import DEFAULT_OPTIONS, quantize_int8  # noqa: E402
+from edgeemo_export.calibration import default_calibration_dir, load_calibration_set  # noqa: E402
+from edgeemo_export.int8 import DEFAULT_OPTIONS, quantize_int8  # noqa: E402
 
 FOLDER = REPO / "models" / "mini-xception"
 

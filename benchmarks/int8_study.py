@@ -1,6 +1,6 @@
 """INT8 study: which quantization recipe keeps the FP32 model's answers, and what it costs in speed.
 
-Every variant is quantized with :func:`export.int8.quantize_from_images`, loaded through the runtime
+Every variant is quantized with :func:`edgeemo_export.int8.quantize_from_images`, loaded through the runtime
 (:class:`edgeemo.runtime.model.EmotionModel`) and compared with the FP32 model on the FER2013 PublicTest faces
 (../shared/data/fer2013-publictest): accuracy, top-1 agreement with FP32, mean and max |Δprob|, and ms/face at
 batch 1 and 32 timed interleaved with FP32 (same process, alternating rounds, median of rounds).
@@ -35,8 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from edgeemo.runtime.model import EmotionModel  # noqa: E402
 from edgeemo.runtime.session import SessionOptions  # noqa: E402
-from export.calibration import load_calibration_set  # noqa: E402
-from export.int8 import DEFAULT_OPTIONS, Int8Options, quantize_from_images  # noqa: E402
+from edgeemo_export.calibration import load_calibration_set  # noqa: E402
+from edgeemo_export.int8 import DEFAULT_OPTIONS, Int8Options, quantize_from_images  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "fer2013-publictest"
 BASE = Int8Options()  # the starting point each row changes one or two things of
@@ -130,7 +130,7 @@ def variants() -> list[Variant]:
         Variant("a16-w8-fer3589", "fer3589", replace(BASE, activation_type="uint16"), "diagnostic: weight error"),
         Variant("a8-w16-fer3589", "fer3589", replace(BASE, weight_type="int16"), "diagnostic: activation error"),
     ]
-    v.append(Variant("default", "lfw", DEFAULT_OPTIONS, "export.int8.DEFAULT_OPTIONS (shipped)"))
+    v.append(Variant("default", "lfw", DEFAULT_OPTIONS, "edgeemo_export.int8.DEFAULT_OPTIONS (shipped)"))
     return v
 
 
@@ -303,7 +303,7 @@ def sensitivity(
     """Quantize one weighted node (or Add) at a time, everything else float: which layers cost agreement."""
     import onnx
 
-    from export.int8 import _prepare
+    from edgeemo_export.int8 import _prepare
 
     prepared = tmp / "prepared.onnx"
     _prepare(args.model, prepared, True)

@@ -12,7 +12,7 @@ as CPU time). Variants:
 - ``ort-defaults``: a plain ``InferenceSession`` with onnxruntime's defaults;
 - ``1-thread``, ``no-spin``, ``block-base-4``, ``denormal-zero``, ``extended-opt`` (no NCHWc layout): one
   setting changed from edgeemo's default;
-- ``optimized``: edgeemo's default session on ``export.optimize.optimize_onnx(model)``;
+- ``optimized``: edgeemo's default session on ``edgeemo_export.optimize.optimize_onnx(model)``;
 - ``onnxslim``: edgeemo's default session on ``onnxslim.slim(model)`` (when onnxslim is installed).
 """
 
@@ -58,7 +58,7 @@ def variants(path: Path) -> dict[str, ort.InferenceSession]:
     try:
         import onnx
 
-        from export.optimize import optimize_onnx
+        from edgeemo_export.optimize import optimize_onnx
     except ImportError:
         return out
     proto = onnx.load(str(path))

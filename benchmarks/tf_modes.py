@@ -71,7 +71,7 @@ def load_keras(paths: list[Path]) -> Any:
     _tf()
     import tf_keras
 
-    from export.keras_io import load_keras as load_checked  # the exporter's checks: no code from the file runs
+    from edgeemo_export.keras_io import load_keras as load_checked  # the exporter's checks: no code from the file runs
 
     parts = [load_checked(p)[0] for p in paths]
     if len(parts) == 1:

@@ -368,7 +368,7 @@ SCRIPTS = [
     "benchmarks.ort_study",
     "benchmarks.soak",
     "benchmarks.code_notes",
-    "export.build_models",
+    "edgeemo_export.build_models",
 ]
 
 

@@ -1,4 +1,4 @@
-"""export.optimize: the folded thesis graph gives the same answers on real faces and keeps the edgeemo facts."""
+"""edgeemo_export.optimize: the folded thesis graph gives the same answers on real faces and keeps the edgeemo facts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ onnx = pytest.importorskip("onnx")
 from edgeemo.errors import ModelError  # noqa: E402
 from edgeemo.runtime.assets import resolve_model  # noqa: E402
 from edgeemo.runtime.model import EmotionModel  # noqa: E402
-from export.optimize import fold_input_normalisation, max_abs_difference, optimize_onnx  # noqa: E402
+from edgeemo_export.optimize import fold_input_normalisation, max_abs_difference, optimize_onnx  # noqa: E402
 
 
 def _model(name: str) -> Path:

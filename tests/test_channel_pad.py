@@ -1,5 +1,5 @@
-"""export.channel_pad and the AVX-512 layout copies: exact on real faces, picked by the runtime, left alone where
-padding would not be exact or would cost more."""
+"""edgeemo_export.channel_pad and the AVX-512 layout copies: exact on real faces, picked by the runtime, left alone
+where padding would not be exact or would cost more."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from edgeemo.runtime.assets import LAYOUT_SUFFIX, PRECISION_SUFFIX, list_models, resolve_model  # noqa: E402
 from edgeemo.runtime.model import EmotionModel  # noqa: E402
 from edgeemo.runtime.session import SessionOptions, cpu_has_avx512  # noqa: E402
-from export.channel_pad import PAD_KEY, pad_narrow_channels  # noqa: E402
+from edgeemo_export.channel_pad import PAD_KEY, pad_narrow_channels  # noqa: E402
 
 LAYOUT_FOLDERS = [e for e in list_models() if e.shipped and "avx512" in e.layouts()]
 

@@ -1,4 +1,4 @@
-"""export/blazeface.py: TFLite sparse-tensor expansion and the folded full-range model (needs TensorFlow)."""
+"""edgeemo_export/blazeface.py: TFLite sparse-tensor expansion and the folded full-range model (needs TensorFlow)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 pytestmark = pytest.mark.export
 schema = pytest.importorskip("tensorflow.lite.python.schema_py_generated")
 
-from export.blazeface import ASSET_DIR, VARIANTS, _tflite_outputs, densify, fold_sparse_weights  # noqa: E402
+from edgeemo_export.blazeface import ASSET_DIR, VARIANTS, _tflite_outputs, densify, fold_sparse_weights  # noqa: E402
 
 DENSE, CSR = 0, 1
 

@@ -18,13 +18,13 @@ from edgeemo.runtime.session import cpuid_features
 pytest.importorskip("tf_keras")
 pytest.importorskip("tf2onnx")
 
-from export.card import CARD
-from export.faceset import load_face_set, registry_faces
-from export.framing import parse_framing
-from export.fuse import fuse_models
-from export.keras_to_onnx import ExportOptions
-from export.parity import Thresholds, run_parity
-from export.pipeline import export_fused, export_keras
+from edgeemo_export.card import CARD
+from edgeemo_export.faceset import load_face_set, registry_faces
+from edgeemo_export.framing import parse_framing
+from edgeemo_export.fuse import fuse_models
+from edgeemo_export.keras_to_onnx import ExportOptions
+from edgeemo_export.parity import Thresholds, run_parity
+from edgeemo_export.pipeline import export_fused, export_keras
 
 pytestmark = pytest.mark.export
 
@@ -89,8 +89,8 @@ def test_mini_xception_round_trip(mx):
 
 
 def test_export_is_deterministic(tmp_path):
-    from export.keras_io import sha256_file
-    from export.keras_to_onnx import export_fp32
+    from edgeemo_export.keras_io import sha256_file
+    from edgeemo_export.keras_to_onnx import export_fp32
 
     h5 = MODELS / "mini-xception" / "emotion_model.hdf5"
     paths = [export_fp32(h5, tmp_path / f"{k}.onnx", MX_OPTIONS)[0].path for k in range(2)]

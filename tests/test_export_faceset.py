@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edgeemo.errors import InputError
-from export.faceset import load_face_set
-from export.parity import Thresholds
+from edgeemo_export.faceset import load_face_set
+from edgeemo_export.parity import Thresholds
 
 
 def _write(path: Path, value: int) -> None:

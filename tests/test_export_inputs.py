@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from edgeemo.errors import ExportError
-from export.keras_io import inspect_h5
+from edgeemo_export.keras_io import inspect_h5
 
 h5py = pytest.importorskip("h5py")
 tf_keras = pytest.importorskip("tf_keras")
 
-from export.keras_io import load_keras  # noqa: E402
-from export.keras_to_onnx import ExportOptions, export_fp32  # noqa: E402
-from export.thesis_arch import build_thesis_model  # noqa: E402
+from edgeemo_export.keras_io import load_keras  # noqa: E402
+from edgeemo_export.keras_to_onnx import ExportOptions, export_fp32  # noqa: E402
+from edgeemo_export.thesis_arch import build_thesis_model  # noqa: E402
 
 pytestmark = pytest.mark.export
 

@@ -20,7 +20,7 @@ from edgeemo.runtime.assets import resolve_model
 from edgeemo.runtime.spec import THESIS_FRAMING, Framing, ModelSpec
 
 onnx = pytest.importorskip("onnx")
-from export.framing import parse_framing, shipped_framing, stamp_file, stamp_folder  # noqa: E402
+from edgeemo_export.framing import parse_framing, shipped_framing, stamp_file, stamp_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BLAZE = Framing("box", 0.07, 0.07, 0.12, 0.03, square=True, detector="blazeface", basis="test")
@@ -113,7 +113,7 @@ def test_stamp_folder_updates_the_card(tmp_path: Path) -> None:
     stamp_folder(folder, (HOG,))
     card = json.loads((folder / "card.json").read_text())
     assert card["metadata"]["framing"] == [dataclasses.asdict(HOG)]
-    assert card["framing"]["stamp_command"] == "python -m export.framing"
+    assert card["framing"]["stamp_command"] == "python -m edgeemo_export.framing"
     assert (
         "Crop framing: l 0.08 r 0.08 t 0.16 b 0.02 of the box, square (dlib-hog boxes)"
         in (folder / "README.md").read_text()
@@ -173,7 +173,7 @@ def test_model_framing_beats_the_old_default_on_labelled_group_faces(shared_phot
 
 def test_calibration_measures_where_the_box_sits(shared_data: Path, tmp_path: Path) -> None:
     """A few training faces through the calibration command: a report the stamp tool reads, margins in range."""
-    from export.framing_calibration import main
+    from edgeemo_export.framing_calibration import main
 
     train = shared_data / "fer2013-train"
     if not train.is_dir():

@@ -17,8 +17,8 @@ import edgeemo  # noqa: E402
 from edgeemo.errors import ExportError  # noqa: E402
 from edgeemo.runtime.model import EmotionModel  # noqa: E402
 from edgeemo.runtime.spec import METADATA_KEY, HeadSpec, InputSpec, ModelSpec, SourceSpec  # noqa: E402
-from export.calibration import default_calibration_dir  # noqa: E402
-from export.int8 import DEFAULT_OPTIONS, quantize_int8  # noqa: E402
+from edgeemo_export.calibration import default_calibration_dir  # noqa: E402
+from edgeemo_export.int8 import DEFAULT_OPTIONS, quantize_int8  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FP32 = REPO / "models" / "mini-xception" / "model.onnx"

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from export.faceset import load_face_set
-from export.isa_parity import emulator, isa_parity
+from edgeemo_export.faceset import load_face_set
+from edgeemo_export.isa_parity import emulator, isa_parity
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
@@ -59,7 +59,7 @@ def test_runtime_keeps_int8_weight_models_exact_on_avx2(fer_publictest: Path, tm
 
     if emulator("Haswell") is None:
         pytest.skip("qemu-x86_64 (Debian qemu-user) absent or not an x86-64 host: the AVX2 INT8 path is not checked")
-    from export.int8 import DEFAULT_OPTIONS, quantize_int8
+    from edgeemo_export.int8 import DEFAULT_OPTIONS, quantize_int8
 
     folder = tmp_path / "u8s8"
     folder.mkdir()

@@ -16,7 +16,7 @@ from edgeemo.pipeline import Pipeline
 from edgeemo.runtime.assets import card_accuracy
 from edgeemo.runtime.model import EmotionModel
 from edgeemo.runtime.spec import THESIS_FRAMING
-from export.faceset import load_face_set
+from edgeemo_export.faceset import load_face_set
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDER = REPO / "models" / "thesis-mobilenet"

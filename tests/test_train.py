@@ -19,13 +19,13 @@ pytest.importorskip("tf_keras")
 pytest.importorskip("tf2onnx")
 pytest.importorskip("skimage")
 
-from export.card import CARD
-from export.keras_io import inspect_h5
-from export.train import RunConfig, export_trained, int8_floor
-from export.training.architectures import architecture
-from export.training.augment import AugmentOptions, augment_batch, resize_batch
-from export.training.data import load_labelled_faces, stratified_split
-from export.training.loop import (
+from edgeemo_export.card import CARD
+from edgeemo_export.keras_io import inspect_h5
+from edgeemo_export.train import RunConfig, export_trained, int8_floor
+from edgeemo_export.training.architectures import architecture
+from edgeemo_export.training.augment import AugmentOptions, augment_batch, resize_batch
+from edgeemo_export.training.data import load_labelled_faces, stratified_split
+from edgeemo_export.training.loop import (
     LATEST,
     STATE,
     Trainer,
@@ -114,7 +114,7 @@ def test_augmentation_without_jitter_is_the_deployment_resize(split):
 
 def test_int8_floor_states_goal_and_floor():
     """An INT8 variant that misses the 0.99 goal is judged against issue 14's floor, with its figures."""
-    from export.parity import HeadParity, ParityReport, Thresholds, VariantParity
+    from edgeemo_export.parity import HeadParity, ParityReport, Thresholds, VariantParity
 
     def report(agreement: float, int8_accuracy: float) -> ParityReport:
         def variant(precision: str, accuracy: float, agree: float, failures: tuple[str, ...]) -> VariantParity:

@@ -67,9 +67,9 @@ def test_qat_graph_simulates_the_int8_export():
 import json, numpy as np, tensorflow as tf
 from pathlib import Path
 from edgeemo.runtime.model import EmotionModel
-from export.calibration import load_calibration_set
-from export.keras_io import load_keras
-from export.qat import qat_graph
+from edgeemo_export.calibration import load_calibration_set
+from edgeemo_export.keras_io import load_keras
+from edgeemo_export.qat import qat_graph
 from skimage import data
 m, _ = load_keras("{MINI / "emotion_model.hdf5"}")
 fp = EmotionModel(Path("{MINI / "model.onnx"}"))
@@ -113,7 +113,7 @@ print(json.dumps({{"points": len(g.points), "ort_points": len(ort_ranges), "rang
     for name, (lo, hi, ort_lo, ort_hi, step) in facts["ranges"].items():
         assert ort_lo is not None, name  # every simulated point is a quantized tensor of the INT8 file ...
         assert abs(lo - ort_lo) <= step and abs(hi - ort_hi) <= step, (name, lo, hi, ort_lo, ort_hi)  # ... same range
-    # the simulated INT8 moves the probabilities as much as the INT8 file does (not bit-exact: see export/qat.py)
+    # the simulated INT8 moves the probabilities as much as the INT8 file does (not bit-exact: edgeemo_export/qat.py)
     assert 0.5 < facts["sim_vs_fp32"] / facts["int8_vs_fp32"] < 2.0, facts
 
 

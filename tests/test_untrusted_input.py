@@ -396,8 +396,8 @@ def test_models_lists_the_good_models_when_one_is_broken(tmp_path: Path) -> None
 
 def test_export_face_sets_and_calibration_use_the_same_checks(tmp_path: Path, face: np.ndarray) -> None:
     pytest.importorskip("onnx")
-    from export.calibration import load_calibration_set
-    from export.faceset import load_face_set
+    from edgeemo_export.calibration import load_calibration_set
+    from edgeemo_export.faceset import load_face_set
 
     happy = tmp_path / "faces" / "happy"
     happy.mkdir(parents=True)

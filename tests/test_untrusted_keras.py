@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from edgeemo.errors import ExportError
-from export.keras_io import inspect_h5, refuse_untrusted_code
-from export.keras_safety import SAFE_ACTIVATIONS, SAFE_LAYERS, SAFE_OBJECTS
+from edgeemo_export.keras_io import inspect_h5, refuse_untrusted_code
+from edgeemo_export.keras_safety import SAFE_ACTIVATIONS, SAFE_LAYERS, SAFE_OBJECTS
 
 pytestmark = pytest.mark.export
 h5py = pytest.importorskip("h5py")
@@ -100,7 +100,7 @@ def test_export_and_parity_refuse_code_at_any_depth(attack_files, tmp_path: Path
 
 @pytest.mark.parametrize("name", ["nested", "residual"])
 def test_trusted_load_runs_the_code_so_the_files_are_real_attacks(attack_files, name: str) -> None:
-    from export.keras_io import load_keras
+    from edgeemo_export.keras_io import load_keras
 
     h5, marker, _ = attack_files[name]
     with pytest.raises(ExportError, match="refused"):

@@ -58,12 +58,11 @@ def _top_level(wheel: list[PurePosixPath]) -> set[str]:
 
 
 def test_the_wheel_installs_only_edgeemo_and_its_export_package(wheel: list[PurePosixPath]) -> None:
-    assert _top_level(wheel) in ({"edgeemo", "export"}, {"edgeemo", "edgeemo_export"})
-
-
-@pytest.mark.xfail(strict=True, reason="export/ renamed by the coordinator")
-def test_the_wheel_has_no_top_level_package_named_export(wheel: list[PurePosixPath]) -> None:
     assert _top_level(wheel) == {"edgeemo", "edgeemo_export"}
+
+
+def test_the_wheel_has_no_top_level_package_named_export(wheel: list[PurePosixPath]) -> None:
+    assert "export" not in _top_level(wheel) and not any(p.parts[0] == "export" for p in wheel)
 
 
 def test_the_installed_runtime_finds_its_models_and_clip_inside_the_package(

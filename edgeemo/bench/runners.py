@@ -62,7 +62,7 @@ def classifier_ort(params: Mapping[str, Any]) -> dict[str, Any]:
     """edgeemo's default session (or ``params["session"]`` overrides) on one model, precision and device.
 
     ``{"session": {"cpu_layout": "portable"}}`` measures the portable graph where the default would load the
-    model's AVX-512 layout copy (the before/after of :mod:`export.channel_pad`).
+    model's AVX-512 layout copy (the before/after of :mod:`edgeemo_export.channel_pad`).
     """
     options = SessionOptions(device=params.get("device", "cpu"), strict_device=True, **params.get("session", {}))
     precision = params.get("precision", "fp32")

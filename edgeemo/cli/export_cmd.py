@@ -59,7 +59,7 @@ def _split(text: str | None) -> tuple[str, ...]:
 
 
 def _show(report: Any, json_out: Path | None, as_json: bool) -> None:
-    from export.parity import report_table
+    from edgeemo_export.parity import report_table
 
     data = report.to_dict()
     if json_out is not None:
@@ -105,7 +105,7 @@ def export_command(
             "--framing",
             help="How the training faces sat around a detector's box (repeatable, one per detector): 30px, 0.1 "
             "(fraction of the box per side), box:L,R,T,B[,square][,align][@DETECTOR], or a calibration JSON "
-            "(export/framing_calibration.py). Default: none stored (the runtime then uses 30 px).",
+            "(edgeemo_export/framing_calibration.py). Default: none stored (the runtime then uses 30 px).",
         ),
     ] = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (13 or newer).")] = 17,
@@ -122,10 +122,10 @@ def export_command(
 ) -> None:
     """Export a Keras HDF5 model to ONNX (FP32/FP16/INT8) with its facts embedded, then check parity."""
     _require_export_extra("export", ("onnx",) if fuse else ("tensorflow", "tf_keras", "tf2onnx", "onnx", "h5py"))
-    from export.framing import parse_framing
-    from export.keras_to_onnx import ExportOptions
-    from export.parity import Thresholds
-    from export.pipeline import run_export
+    from edgeemo_export.framing import parse_framing
+    from edgeemo_export.keras_to_onnx import ExportOptions
+    from edgeemo_export.parity import Thresholds
+    from edgeemo_export.pipeline import run_export
 
     options = ExportOptions(
         name=name or out.name,
@@ -177,7 +177,7 @@ def parity_command(
 ) -> None:
     """Compare an exported model's ONNX variants with the original Keras model on a face set."""
     _require_export_extra("parity", ("tensorflow", "tf_keras", "onnx", "h5py"))
-    from export.parity import Thresholds, check_model_parity
+    from edgeemo_export.parity import Thresholds, check_model_parity
 
     thresholds = Thresholds().with_overrides(threshold or [])
     report = check_model_parity(model, precision, faces, limit, keras or [], thresholds, trust_lambda)

@@ -1,4 +1,4 @@
-"""`edgeemo train`: the training recipe (:mod:`export.train`) from the command line.
+"""`edgeemo train`: the training recipe (:mod:`edgeemo_export.train`) from the command line.
 
 Needs the ``export`` extra (TensorFlow); nothing of it is imported until the command runs.
 """
@@ -78,8 +78,8 @@ def train_command(
 ) -> None:
     """Train a model (or fine-tune one, optionally quantization-aware), then export it and write its card."""
     _require_export_extra()
-    from export.train import FER_TRAIN, RunConfig, run
-    from export.training.loop import TrainOptions
+    from edgeemo_export.train import FER_TRAIN, RunConfig, run
+    from edgeemo_export.training.loop import TrainOptions
 
     logging.getLogger("export").setLevel(logging.INFO)
     d = TrainOptions()

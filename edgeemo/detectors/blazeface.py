@@ -1,6 +1,6 @@
 """``blazeface``: MediaPipe's BlazeFace detectors as ONNX on onnxruntime (no mediapipe, no TensorFlow).
 
-Two shipped models, converted at build time by ``export/blazeface.py``:
+Two shipped models, converted at build time by ``edgeemo_export/blazeface.py``:
 
 - ``short``: 128x128 input, 896 anchors; faces that fill a good part of the frame (webcam, selfie).
 - ``full``: 192x192 input, 2304 anchors on a stride-4 grid; small and distant faces, group photos.
@@ -64,7 +64,7 @@ class BlazeFaceSpec:
     @classmethod
     def from_metadata(cls, meta: dict[str, str], origin: str) -> BlazeFaceSpec:
         if METADATA_KEY not in meta:
-            raise ModelError(f"{origin}: no {METADATA_KEY!r} metadata; convert it with export/blazeface.py")
+            raise ModelError(f"{origin}: no {METADATA_KEY!r} metadata; convert it with edgeemo_export/blazeface.py")
         try:
             d = json.loads(meta[METADATA_KEY])
             if d.get("schema") != 1 or d.get("kind") != "blazeface":
@@ -287,7 +287,7 @@ class BlazeFaceDetector(DetectorBase):
     averaging before MediaPipe's bilinear warp; off, the model input equals MediaPipe's.
     ``min_score`` and ``min_suppression`` default to MediaPipe's values for the model (0.5 for ``short``,
     0.6 for ``full`` and ``auto``; 0.3); ``model_path`` replaces the shipped file (an ONNX written
-    by export/blazeface.py); ``session_options`` default to one intra-op thread on the ``auto`` device.
+    by edgeemo_export/blazeface.py); ``session_options`` default to one intra-op thread on the ``auto`` device.
     """
 
     name = "blazeface"

@@ -2,7 +2,7 @@
 
 A model folder holds ``model.onnx`` (fp32), ``model.fp16.onnx``, ``model.int8.onnx`` and ``card.json``, and
 may hold ``model.avx512.onnx``: the same fp32 model laid out for onnxruntime on AVX-512 CPUs
-(:mod:`export.channel_pad`), picked through :func:`edgeemo.runtime.session.choose_cpu_layout`.
+(:mod:`edgeemo_export.channel_pad`), picked through :func:`edgeemo.runtime.session.choose_cpu_layout`.
 Shipped models are found in the installed package (``edgeemo/_models``) or, in a source checkout, in the
 repository's ``models/``. Extra folders of user models can be listed in ``EDGEEMO_MODEL_PATH`` (os.pathsep).
 """

@@ -55,7 +55,7 @@ class SessionOptions:
     trt_cache_dir: str | None = None
     cuda_device_id: int = 0
     # Which file of an fp32 model to load: "avx512" is the copy whose narrow layers are padded to onnxruntime's
-    # 16-channel AVX-512 block (export/channel_pad.py); "auto" takes it when the CPU provider runs the model on
+    # 16-channel AVX-512 block (edgeemo_export/channel_pad.py); "auto" takes it when the CPU provider runs the model on
     # an AVX-512 CPU and the folder has it.
     cpu_layout: CpuLayout = "auto"
     # Largest batch handed to one session call; bigger batches run in slices of this size. None: 8 on the CPU

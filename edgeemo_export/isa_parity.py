@@ -8,7 +8,7 @@ models/mini-xception/INT8.md): an INT8 file has to be checked on each path. ``qe
 Per instruction set the report gives FP32 and INT8 accuracy, INT8's top-1 agreement with FP32 on that CPU, and
 the agreement of INT8's labels with the native INT8 labels (the same file must answer the same everywhere).
 
-    python -m export.isa_parity models/mini-xception --faces ../shared/data/fer2013-publictest --write-card
+    python -m edgeemo_export.isa_parity models/mini-xception --faces ../shared/data/fer2013-publictest --write-card
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from edgeemo.bench.machine import cpu_features
 from edgeemo.errors import EdgeemoError, ExportError, InputError
 from edgeemo.runtime.assets import PRECISION_SUFFIX
 from edgeemo.runtime.model import EmotionModel
-from export.faceset import FaceSet, load_face_set
+from edgeemo_export.faceset import FaceSet, load_face_set
 
 REPO = Path(__file__).resolve().parents[1]
 ISA_REPORT = "int8_isa.json"
@@ -89,7 +89,8 @@ def probabilities(paths: Sequence[Path], batch: np.ndarray, cpu: str = "native")
         src, dst = Path(tmp) / "batch.npy", Path(tmp) / "out.npz"
         np.save(src, batch)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-        cmd = [*prefix, sys.executable, "-m", "export.isa_parity", "--worker", str(src), str(dst), *map(str, paths)]
+        worker = ["-m", "edgeemo_export.isa_parity", "--worker", str(src), str(dst), *map(str, paths)]
+        cmd = [*prefix, sys.executable, *worker]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not dst.is_file():
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             faces = dataclasses.replace(faces, source="../shared/data/fer2013-publictest")  # not this machine's path
         report = isa_parity(args.folder, faces, tuple(args.emulate or DEFAULT_EMULATION))
         if args.write_card:
-            from export.card import CARD, refresh_card
+            from edgeemo_export.card import CARD, refresh_card
 
             (args.folder / ISA_REPORT).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
             if (args.folder / CARD).is_file():

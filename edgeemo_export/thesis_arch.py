@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from edgeemo.errors import ExportError, MissingDependencyError
-from export.keras_io import import_tf_keras
+from edgeemo_export.keras_io import import_tf_keras
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from export.calibration import intermediate_outputs
+from edgeemo_export.calibration import intermediate_outputs
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
-"""Regenerate every shipped model: ``python -m export.build_models [--faces DIR] [--no-int8]``.
+"""Regenerate every shipped model: ``python -m edgeemo_export.build_models [--faces DIR] [--no-int8]``.
 
 Deterministic: the untrained thesis twins' HDF5 files are built from fixed seeds, tf2onnx's name counter is reset
 per conversion, and the cards record the sha256 of every file. The trained thesis classifier comes from its
-training command (``python -m export.train thesis-mobilenet ... --export models/thesis-mobilenet``); this
+training command (``python -m edgeemo_export.train thesis-mobilenet ... --export models/thesis-mobilenet``); this
 rebuilds thesis-fused from it. Parity runs on ``--faces`` (default: the FER2013 PublicTest folder beside the
 checkout when present, else scikit-image's registry faces).
 """
@@ -16,12 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgeemo.errors import EdgeemoError, InputError
-from export.card import CardFacts
-from export.faceset import FaceSet, load_face_set, registry_faces
-from export.framing import shipped_framing
-from export.keras_to_onnx import ExportOptions
-from export.pipeline import ExportResult, export_fused, export_keras
-from export.thesis_arch import save_thesis_model, thesis_head
+from edgeemo_export.card import CardFacts
+from edgeemo_export.faceset import FaceSet, load_face_set, registry_faces
+from edgeemo_export.framing import shipped_framing
+from edgeemo_export.keras_to_onnx import ExportOptions
+from edgeemo_export.pipeline import ExportResult, export_fused, export_keras
+from edgeemo_export.thesis_arch import save_thesis_model, thesis_head
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +29,17 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 FER_PUBLICTEST = REPO.parent / "shared" / "data" / "fer2013-publictest"
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-REGENERATE = "python -m export.build_models"
+REGENERATE = "python -m edgeemo_export.build_models"
 
 TRAIN_COMMAND = (
-    "python -m export.train thesis-mobilenet --data ../shared/data/fer2013-train --run-dir training/thesis-mobilenet "
+    "python -m edgeemo_export.train thesis-mobilenet --data ../shared/data/fer2013-train "
+    "--run-dir training/thesis-mobilenet "
     "--epochs 60 --resume --export models/thesis-mobilenet"
 )
 UNTRAINED = (
     "UNTRAINED weights (the thesis's trained weights are not reachable, and no valence/arousal-labelled data is): "
     "Keras initialisers with a fixed seed, depthwise kernels made non-negative, BatchNorm statistics re-estimated "
-    "and outputs centred on 100 scikit-image lfw_subset faces without labels (see export/thesis_arch.py). For "
+    "and outputs centred on 100 scikit-image lfw_subset faces without labels (see edgeemo_export/thesis_arch.py). For "
     "compatibility, speed and parity work, not predictions."
 )
 THESIS_PARITY = (
@@ -50,7 +51,7 @@ THESIS_PARITY = (
 )
 UNTRAINED_VA = (
     "UNTRAINED valence and arousal heads: the thesis-valence and thesis-arousal parts carry seeded random weights "
-    "(see their cards and export/thesis_arch.py); only the emotion head (thesis-mobilenet) is trained."
+    "(see their cards and edgeemo_export/thesis_arch.py); only the emotion head (thesis-mobilenet) is trained."
 )
 FUSED_PARITY = (
     "Parity against the Keras parts: the emotion head is held to the classifier's thresholds; the valence/arousal "
@@ -76,8 +77,8 @@ INT8_SHORTFALL = (
 )
 THESIS_PROVENANCE = (
     "Architecture of the 2021 thesis models (saved_model_infr_fer.h5 / _valence / _arousal), rebuilt in code by "
-    "export/thesis_arch.py with tf_keras and saved as legacy HDF5 with the same TFOpLambda layers and parameter "
-    "counts"
+    "edgeemo_export/thesis_arch.py with tf_keras and saved as legacy HDF5 with the same TFOpLambda layers and "
+    "parameter counts"
 )
 
 
@@ -112,7 +113,7 @@ def build_thesis(faces: FaceSet) -> list[ExportResult]:
     """The untrained valence/arousal twins, then thesis-fused from the trained classifier and the twins.
 
     ``models/thesis-mobilenet`` is not rebuilt here: it is the trained classifier, exported (with its card's
-    training figures) by ``python -m export.train thesis-mobilenet ... --export models/thesis-mobilenet``.
+    training figures) by ``python -m edgeemo_export.train thesis-mobilenet ... --export models/thesis-mobilenet``.
     """
     classifier = MODELS / "thesis-mobilenet"
     if not (classifier / "model.onnx").is_file():
@@ -143,8 +144,8 @@ def build_thesis(faces: FaceSet) -> list[ExportResult]:
         weights="untrained",
         licence="MIT (edgeemo project; architecture from keras.applications, Apache-2.0); classifier trained on "
         "FER2013 (research dataset, Goodfellow et al. 2013)",
-        provenance="export/fuse.py from thesis-mobilenet (trained), thesis-valence and thesis-arousal (untrained) "
-        "(model.onnx of each)",
+        provenance="edgeemo_export/fuse.py from thesis-mobilenet (trained), thesis-valence and thesis-arousal "
+        "(untrained) (model.onnx of each)",
         notes=(UNTRAINED_VA, FUSED_PARITY),
         regenerate=REGENERATE,
     )

@@ -1,6 +1,6 @@
 """Measure a model's crop framing from its training faces: where a detector's box sits in each training crop.
 
-``python -m export.framing_calibration --out models/mini-xception/framing.json``
+``python -m edgeemo_export.framing_calibration --out models/mini-xception/framing.json``
 
 Each 48x48 FER2013 training face is upscaled to a random size in a realistic range (a fixed seed; the spread of
 sizes also dithers detectors whose boxes come in steps, like dlib's pyramid), padded with its
@@ -35,7 +35,7 @@ from edgeemo.runtime.spec import Framing
 REPO = Path(__file__).resolve().parents[1]
 FER_TRAIN = REPO.parent / "shared" / "data" / "fer2013-train"
 SIDES = ("left", "right", "top", "bottom")
-COMMAND = "python -m export.framing_calibration"
+COMMAND = "python -m edgeemo_export.framing_calibration"
 
 
 @dataclass(frozen=True)

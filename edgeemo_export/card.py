@@ -13,15 +13,15 @@ from typing import Any
 
 from edgeemo.runtime.assets import PRECISION_SUFFIX
 from edgeemo.runtime.spec import THESIS_FRAMING, Framing, ModelSpec
-from export.keras_io import sha256_file
-from export.parity import ParityReport, cpu_summary
+from edgeemo_export.keras_io import sha256_file
+from edgeemo_export.parity import ParityReport, cpu_summary
 
 CARD = "card.json"
 README = "README.md"
 INT8_STUDY = "int8_study.json"
-CALIBRATION = "framing.json"  # a framing calibration report in a model folder (export/framing_calibration.py)
-STAMP_COMMAND = "python -m export.framing"
-INT8_ISA = "int8_isa.json"  # written by export/isa_parity.py
+CALIBRATION = "framing.json"  # a framing calibration report in a model folder (edgeemo_export/framing_calibration.py)
+STAMP_COMMAND = "python -m edgeemo_export.framing"
+INT8_ISA = "int8_isa.json"  # written by edgeemo_export/isa_parity.py
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class CardFacts:
     provenance: str = ""
     notes: tuple[str, ...] = ()
     regenerate: str = ""
-    training: dict[str, Any] | None = None  # figures measured by export/train.py
+    training: dict[str, Any] | None = None  # figures measured by edgeemo_export/train.py
 
 
 def file_table(folder: Path) -> dict[str, dict[str, Any]]:
@@ -108,7 +108,7 @@ def _save(folder: Path, card: dict[str, Any]) -> Path:
 
 def _isa_parity(folder: Path) -> dict[str, Any] | None:
     """The per-ISA INT8 parity report when it was measured on the INT8 graph now in the folder."""
-    from export.isa_parity import graph_sha256
+    from edgeemo_export.isa_parity import graph_sha256
 
     report, int8 = folder / INT8_ISA, folder / PRECISION_SUFFIX["int8"]
     if not report.is_file() or not int8.is_file():
@@ -195,7 +195,7 @@ def render_readme(card: dict[str, Any]) -> str:
     if t:
         lines += [
             "",
-            "## Training (measured by `export/train.py`)",
+            "## Training (measured by `edgeemo_export/train.py`)",
             "",
             f"- Data: `{t['data']}`, validation {t['val_fraction']:.0%} of it (stratified, seeded)",
             f"- Epochs: {t['epochs']}, best validation accuracy {t['val_accuracy']:.4f} at epoch {t['best_epoch']}",

@@ -27,10 +27,10 @@ from typing import Any, TextIO
 import numpy as np
 
 from edgeemo.errors import InputError
-from export.keras_io import import_tf_keras
-from export.training.architectures import Architecture
-from export.training.augment import AugmentOptions, augment_batch, resize_batch
-from export.training.data import LabelledFaces
+from edgeemo_export.keras_io import import_tf_keras
+from edgeemo_export.training.architectures import Architecture
+from edgeemo_export.training.augment import AugmentOptions, augment_batch, resize_batch
+from edgeemo_export.training.data import LabelledFaces
 
 log = logging.getLogger(__name__)
 

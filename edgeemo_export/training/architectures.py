@@ -25,7 +25,7 @@ class Built:
 @dataclass(frozen=True)
 class Architecture:
     """``build(n_classes, seed)`` → :class:`Built` (uncompiled); ``logits``: is the output pre-softmax.
-    A fine-tune (:mod:`export.training.finetune`) also carries the source's export options and provenance."""
+    A fine-tune (:mod:`edgeemo_export.training.finetune`) also carries the source's export options and provenance."""
 
     name: str
     description: str
@@ -38,7 +38,7 @@ class Architecture:
 
 
 def _thesis(n_classes: int, seed: int) -> Built:
-    from export.thesis_arch import thesis_graph
+    from edgeemo_export.thesis_arch import thesis_graph
 
     model = thesis_graph(n_classes, "emotion", seed)
     return Built(model, model)

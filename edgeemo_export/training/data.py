@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from edgeemo.errors import InputError
-from export.faceset import IMAGE_SUFFIXES, LABELS_CSV, _entries_from_csv, _entries_from_folder
+from edgeemo_export.faceset import IMAGE_SUFFIXES, LABELS_CSV, _entries_from_csv, _entries_from_folder
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import onnx
 from onnx import TensorProto
 
 from edgeemo.errors import ExportError, MissingDependencyError
-from export.onnx_meta import get_metadata, read_spec, save_checked, set_metadata, write_spec
+from edgeemo_export.onnx_meta import get_metadata, read_spec, save_checked, set_metadata, write_spec
 
 log = logging.getLogger(__name__)
 

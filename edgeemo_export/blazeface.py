@@ -3,8 +3,8 @@
 Run once when the shipped models change (needs the ``export`` extra: TensorFlow for the TFLite schema and
 interpreter, tf2onnx); the runtime only reads the ``.onnx`` files this writes::
 
-    python -m export.blazeface                      # both variants into models/detectors/blazeface/
-    python -m export.blazeface --verify IMG [IMG...]  # and compare ONNX with TFLite on real images
+    python -m edgeemo_export.blazeface                      # both variants into models/detectors/blazeface/
+    python -m edgeemo_export.blazeface --verify IMG [IMG...]  # and compare ONNX with TFLite on real images
 
 The short-range model converts directly. The full-range model is a *sparse* model: most 1x1 convolution
 weights are stored in TFLite's sparse format (CSR along the input channels) and float16, and the graph
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger("export.blazeface")
+log = logging.getLogger("edgeemo_export.blazeface")
 
 REPO = Path(__file__).resolve().parents[1]
 ASSET_DIR = REPO / "models" / "detectors" / "blazeface"
@@ -420,7 +420,7 @@ def write_card(src_dir: Path = ASSET_DIR, out_dir: Path = ASSET_DIR) -> Path:
         "source": SOURCE_WHEEL,
         "authors": "Google (MediaPipe); BlazeFace, Bazarevsky et al. 2019, arXiv:1907.05047",
         "licence": "Apache-2.0 (LICENSE beside this file)",
-        "converted_with": f"{EXPORTER}: python -m export.blazeface (tf2onnx, sparse weights folded)",
+        "converted_with": f"{EXPORTER}: python -m edgeemo_export.blazeface (tf2onnx, sparse weights folded)",
         "reproducibility": "outputs are identical between conversions; the bytes are not (tf2onnx names "
         "constants in hash order), so the sha256 below is that of the shipped file",
         "files": files,
@@ -431,7 +431,7 @@ def write_card(src_dir: Path = ASSET_DIR, out_dir: Path = ASSET_DIR) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m export.blazeface", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m edgeemo_export.blazeface", description=__doc__.splitlines()[0])
     ap.add_argument("--variant", choices=[*VARIANTS, "all"], default="all")
     ap.add_argument("--src", type=Path, default=ASSET_DIR, help="folder with the .tflite files")
     ap.add_argument("--out", type=Path, default=ASSET_DIR, help="folder for the .onnx files and card.json")

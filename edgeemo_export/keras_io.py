@@ -3,7 +3,7 @@
 Thesis-era files hold ``TFOpLambda`` layers (``tf.cast``, ``tf.math.truediv`` ...) that Keras 3 cannot load;
 ``tf_keras`` loads them and tf2onnx converts them exactly. Before TensorFlow is touched the file is inspected
 with ``h5py``: a file that is not HDF5 or holds weights only is refused, and the whole architecture is checked
-against an allow-list of code-free Keras classes (:mod:`export.keras_safety`): ``Lambda`` layers, RNN cell
+against an allow-list of code-free Keras classes (:mod:`edgeemo_export.keras_safety`): ``Lambda`` layers, RNN cell
 wrappers with functions, serialized functions at any depth, unknown classes and TF ops with side effects are
 refused with a message naming the file and the layer path, unless the file is trusted (``--trust-lambda``).
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeemo.errors import ExportError, MissingDependencyError, ModelError
-from export.keras_safety import CONTAINERS, Finding, scan_config
+from edgeemo_export.keras_safety import CONTAINERS, Finding, scan_config
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from onnx import helper
 
 from edgeemo.errors import ExportError
 from edgeemo.runtime.spec import EMOTION_HEAD, HeadSpec, ModelSpec, SourceSpec
-from export import EXPORTER
-from export.keras_io import sha256_file
-from export.onnx_meta import PARTS_KEY, read_spec, save_checked, set_metadata, write_spec
+from edgeemo_export import EXPORTER
+from edgeemo_export.keras_io import sha256_file
+from edgeemo_export.onnx_meta import PARTS_KEY, read_spec, save_checked, set_metadata, write_spec
 
 log = logging.getLogger(__name__)
 

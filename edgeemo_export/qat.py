@@ -1,9 +1,9 @@
 """Quantization-aware fine-tuning graphs: a Keras model rebuilt layer by layer with the fake quantization that
-:func:`export.int8.quantize_int8` (the shipped static recipe) will apply to it later.
+:func:`edgeemo_export.int8.quantize_int8` (the shipped static recipe) will apply to it later.
 
 The rebuilt graph calls the original layers' own variables, so training it trains the original model, which is
-what gets saved (plain standard layers, loadable by :func:`export.keras_io.load_keras`); the fake-quant layers
-live only in the training graph. What is simulated, for the recipe in ``export.int8.DEFAULT_OPTIONS`` (stem and
+what gets saved (plain standard layers, loadable by :func:`edgeemo_export.keras_io.load_keras`); the fake-quant layers
+live only in the training graph. What is simulated, for the recipe in ``edgeemo_export.int8.DEFAULT_OPTIONS`` (stem and
 head kept float, everything else QDQ after ``quant_pre_process`` folds BatchNorm into the convs):
 
 - weights: per output channel, symmetric 8-bit (uint8 with zero point 128), straight-through gradient, rounded
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from edgeemo.errors import InputError
-from export.keras_io import import_tf_keras
+from edgeemo_export.keras_io import import_tf_keras
 
 _CONVS = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D")
 _PASS = ("MaxPooling2D", "Add", "Activation", "ReLU", "GlobalAveragePooling2D", "Flatten", "Softmax", "Reshape")
@@ -228,9 +228,9 @@ def qat_graph(model: Any, normalise: Callable[[Any], Any], fake_quant: bool = Tr
 
 
 def compare(fp32: Path, int8: Path, faces: Any, emulate: tuple[str, ...]) -> Any:
-    """:func:`export.isa_parity.isa_parity` of any FP32 / INT8 pair (e.g. a QAT INT8 against the shipped FP32)."""
+    """:func:`edgeemo_export.isa_parity.isa_parity` of any FP32 / INT8 pair (a QAT INT8 against the shipped FP32)."""
     from edgeemo.runtime.assets import PRECISION_SUFFIX
-    from export.isa_parity import isa_parity
+    from edgeemo_export.isa_parity import isa_parity
 
     with tempfile.TemporaryDirectory(prefix="edgeemo-qat-") as tmp:
         for src, precision in ((fp32, "fp32"), (int8, "int8")):
@@ -241,7 +241,7 @@ def compare(fp32: Path, int8: Path, faces: Any, emulate: tuple[str, ...]) -> Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m export.qat --fp32 A.onnx --int8 B.onnx [--limit N] [--emulate Haswell]``: per-ISA parity of
+    """``python -m edgeemo_export.qat --fp32 A.onnx --int8 B.onnx [--limit N] [--emulate Haswell]``: per-ISA parity of
     an INT8 file against any FP32 file (natively; under each ``--emulate`` CPU too)."""
     import argparse
     import dataclasses
@@ -249,10 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from edgeemo.errors import EdgeemoError
-    from export.faceset import load_face_set
-    from export.isa_parity import FER_PUBLICTEST
+    from edgeemo_export.faceset import load_face_set
+    from edgeemo_export.isa_parity import FER_PUBLICTEST
 
-    parser = argparse.ArgumentParser(prog="python -m export.qat", description=main.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edgeemo_export.qat", description=main.__doc__.splitlines()[0])
     parser.add_argument("--fp32", type=Path, required=True)
     parser.add_argument("--int8", type=Path, required=True)
     parser.add_argument("--faces", type=Path, default=None, help="labelled faces (default: FER2013 PublicTest)")

@@ -26,8 +26,8 @@ from edgeemo.errors import ExportError, InputError, ModelError
 from edgeemo.runtime.assets import PRECISION_SUFFIX, resolve_model
 from edgeemo.runtime.model import EmotionModel
 from edgeemo.runtime.spec import EMOTION_HEAD, ModelSpec
-from export.faceset import FaceSet, parity_faces
-from export.keras_io import sha256_file
+from edgeemo_export.faceset import FaceSet, parity_faces
+from edgeemo_export.keras_io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def keras_sources_for(onnx_path: Path, spec: ModelSpec, given: Sequence[Path] = 
     """
     import onnx
 
-    from export.onnx_meta import read_parts
+    from edgeemo_export.onnx_meta import read_parts
 
     parts = read_parts(onnx.load(str(onnx_path), load_external_data=False)) or [
         {"heads": list(spec.head_names), "file": spec.source.file, "sha256": spec.source.sha256}
@@ -194,7 +194,7 @@ def keras_sources_for(onnx_path: Path, spec: ModelSpec, given: Sequence[Path] = 
 
 
 def _keras_outputs(sources: Sequence[KerasSource], batch: np.ndarray, trust_lambda: bool) -> dict[str, np.ndarray]:
-    from export.keras_io import load_keras
+    from edgeemo_export.keras_io import load_keras
 
     ref: dict[str, np.ndarray] = {}
     for src in sources:

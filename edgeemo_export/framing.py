@@ -1,7 +1,7 @@
 """Crop framing at build time: parse ``--framing``, and re-stamp it into shipped models (metadata only).
 
-``python -m export.framing`` stamps every shipped model with its framing (:data:`SHIPPED`): mini-Xception's
-calibrated one from ``models/mini-xception/framing.json`` (written by ``export.framing_calibration``), the
+``python -m edgeemo_export.framing`` stamps every shipped model with its framing (:data:`SHIPPED`): mini-Xception's
+calibrated one from ``models/mini-xception/framing.json`` (written by ``edgeemo_export.framing_calibration``), the
 thesis models the thesis's 30 px. Only the ``edgeemo`` metadata entry of each ``model*.onnx`` changes (the graph
 is untouched), then the card's metadata, file hashes and README follow. Idempotent: a file that already carries
 the framing is not rewritten; run it again after any model file is regenerated.
@@ -21,8 +21,8 @@ import onnx
 
 from edgeemo.errors import EdgeemoError, ExportError, InputError
 from edgeemo.runtime.spec import METADATA_KEY, THESIS_FRAMING, Framing
-from export.card import CALIBRATION, CARD, README, file_table, framing_section, render_readme
-from export.onnx_meta import read_spec
+from edgeemo_export.card import CALIBRATION, CARD, README, file_table, framing_section, render_readme
+from edgeemo_export.onnx_meta import read_spec
 
 log = logging.getLogger(__name__)
 

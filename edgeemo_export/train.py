@@ -1,16 +1,16 @@
-"""Train a model, then export it and write its card: ``python -m export.train ARCH [options]``.
+"""Train a model, then export it and write its card: ``python -m edgeemo_export.train ARCH [options]``.
 
-    python -m export.train thesis-mobilenet --data ../shared/data/fer2013-train \\
+    python -m edgeemo_export.train thesis-mobilenet --data ../shared/data/fer2013-train \\
         --run-dir training/thesis-mobilenet --resume --export models/thesis-mobilenet
-    python -m export.train --init models/mini-xception/emotion_model.hdf5 --qat --distill 1 --lr 1e-4 \\
+    python -m edgeemo_export.train --init models/mini-xception/emotion_model.hdf5 --qat --distill 1 --lr 1e-4 \\
         --epochs 2 --run-dir training/mini-xception-qat --resume --export training/mini-xception-qat/model
 
-``--init`` fine-tunes an existing model instead of training one from scratch (:mod:`export.training.finetune`:
+``--init`` fine-tunes an existing model instead of training one from scratch (:mod:`edgeemo_export.training.finetune`:
 its facts come from the ``model.onnx`` beside it); ``--qat`` adds the fake quantization of the INT8 export
-(:mod:`export.qat`) and ``--distill`` pulls the outputs towards the original model's.
+(:mod:`edgeemo_export.qat`) and ``--distill`` pulls the outputs towards the original model's.
 
 Training resumes from ``RUN_DIR/latest`` with ``--resume`` (a run may be cut off at any time; see
-:mod:`export.training.loop`). Once every planned epoch is done and ``--export`` is given, the best-validation
+:mod:`edgeemo_export.training.loop`). Once every planned epoch is done and ``--export`` is given, the best-validation
 HDF5 goes through the same export path as any Keras model (FP32/FP16/INT8 ONNX, parity on ``--faces``), and the
 card records the training figures measured by this run: epochs, validation accuracy, training time, faces/s and
 peak memory. The accuracy of each exported precision on ``--faces`` comes from the parity run.
@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from edgeemo.errors import EdgeemoError, InputError
-from export.training.loop import TrainOptions
+from edgeemo_export.training.loop import TrainOptions
 
 if TYPE_CHECKING:
     from edgeemo.runtime.spec import Framing
-    from export.parity import ParityReport
-    from export.pipeline import ExportResult
-    from export.training.architectures import Architecture
-    from export.training.data import LabelledFaces
-    from export.training.loop import TrainResult
+    from edgeemo_export.parity import ParityReport
+    from edgeemo_export.pipeline import ExportResult
+    from edgeemo_export.training.architectures import Architecture
+    from edgeemo_export.training.data import LabelledFaces
+    from edgeemo_export.training.loop import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ class RunConfig:
 
 def resolve_architecture(cfg: RunConfig) -> Architecture:
     """The architecture to build, or the fine-tune of ``cfg.init``."""
-    from export.training.architectures import architecture
-    from export.training.finetune import fine_tune_architecture
+    from edgeemo_export.training.architectures import architecture
+    from edgeemo_export.training.finetune import fine_tune_architecture
 
     if (cfg.architecture is None) == (cfg.init is None):
         raise InputError("give an architecture to train from scratch, or --init HDF5 to fine-tune (not both)")
@@ -85,7 +85,7 @@ def resolve_architecture(cfg: RunConfig) -> Architecture:
 
 
 def load_data(cfg: RunConfig, classes: tuple[str, ...] = FER_CLASSES) -> tuple[LabelledFaces, LabelledFaces]:
-    from export.training.data import load_labelled_faces, stratified_split
+    from edgeemo_export.training.data import load_labelled_faces, stratified_split
 
     faces = load_labelled_faces(cfg.data, classes, cache_dir=cfg.cache_dir, limit=cfg.limit)
     train_idx, val_idx = stratified_split(faces.labels, cfg.val_fraction, cfg.split_seed)
@@ -94,7 +94,7 @@ def load_data(cfg: RunConfig, classes: tuple[str, ...] = FER_CLASSES) -> tuple[L
 
 def train(cfg: RunConfig, options: TrainOptions, stream: TextIO | None = None) -> TrainResult:
     """Build (or resume) and run the training; returns where the run stands."""
-    from export.training.loop import Trainer, configure_threads
+    from edgeemo_export.training.loop import Trainer, configure_threads
 
     arch = resolve_architecture(cfg)  # before TensorFlow is imported: a fine-tune sets how it loads
     configure_threads(cfg.threads)
@@ -138,7 +138,7 @@ def training_facts(result: TrainResult, cfg: RunConfig) -> dict[str, object]:
 
 def command_line(cfg: RunConfig, options: TrainOptions, folder: Path, framing: str | None = None) -> str:
     """The command that reproduces this run (recipe flags only where they differ from the defaults)."""
-    from export.training.loop import TrainOptions
+    from edgeemo_export.training.loop import TrainOptions
 
     d = TrainOptions()
     flags = [
@@ -161,7 +161,7 @@ def command_line(cfg: RunConfig, options: TrainOptions, folder: Path, framing: s
         *([f"--framing {framing}"] if framing else []),
         f"--export {os.path.relpath(folder, REPO)}",
     ]
-    return "python -m export.train " + " ".join([*([cfg.architecture] if cfg.architecture else []), *flags])
+    return "python -m edgeemo_export.train " + " ".join([*([cfg.architecture] if cfg.architecture else []), *flags])
 
 
 def export_trained(
@@ -175,15 +175,16 @@ def export_trained(
     framing: tuple[Framing, ...] = (),
     framing_flag: str | None = None,
 ) -> ExportResult:
-    """The best HDF5 through :func:`export.pipeline.export_keras` into ``folder``, with the card's training facts.
+    """The best HDF5 through :func:`edgeemo_export.pipeline.export_keras` into ``folder``, with the card's training
+    facts.
 
     ``framing`` goes into the metadata (``framing_flag``: the ``--framing`` text that chose it, for the card's
     command). Where INT8 misses the parity goal, the card says how it stands against issue 14's floor.
     """
-    from export.card import CardFacts, write_card
-    from export.faceset import load_face_set, registry_faces
-    from export.keras_to_onnx import ExportOptions
-    from export.pipeline import export_keras
+    from edgeemo_export.card import CardFacts, write_card
+    from edgeemo_export.faceset import load_face_set, registry_faces
+    from edgeemo_export.keras_to_onnx import ExportOptions
+    from edgeemo_export.pipeline import export_keras
 
     arch = resolve_architecture(cfg)
     if result.best_h5 is None:
@@ -193,9 +194,9 @@ def export_trained(
         faces = replace(faces, source=os.path.relpath(faces_dir, REPO))
     card = CardFacts(
         description=f"{arch.description}; {arch.origin} on {os.path.relpath(cfg.data, REPO)} "
-        f"({len(result.classes)} classes) by export/train.py.",
+        f"({len(result.classes)} classes) by edgeemo_export/train.py.",
         licence=f"{arch.licence}; trained on FER2013 (research dataset, Goodfellow et al. 2013)",
-        provenance=f"python -m export.train {cfg.architecture or '--init ' + str(cfg.init)}: best validation "
+        provenance=f"python -m edgeemo_export.train {cfg.architecture or '--init ' + str(cfg.init)}: best validation "
         f"epoch {result.best_epoch} of {result.epochs_done}",
         training={**training_facts(result, cfg), "recipe": options.to_dict()},
         regenerate=command_line(cfg, options, folder, framing_flag),
@@ -237,10 +238,10 @@ def int8_floor(parity: ParityReport) -> tuple[bool, str] | None:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from export.training.architectures import ARCHITECTURES
+    from edgeemo_export.training.architectures import ARCHITECTURES
 
     defaults = TrainOptions()
-    parser = argparse.ArgumentParser(prog="python -m export.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edgeemo_export.train", description=__doc__.splitlines()[0])
     parser.add_argument("architecture", nargs="?", choices=sorted(ARCHITECTURES), help="train from scratch")
     parser.add_argument("--init", type=Path, default=None, help="fine-tune this Keras HDF5 (model.onnx beside it)")
     parser.add_argument("--qat", action="store_true", help="quantization-aware fine-tune (with --init)")
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         "--framing",
         default=None,
         help="crop framing stored in the model, as for 'edgeemo export --framing' (default: what "
-        "'python -m export.framing' stamps for this model name: its framing.json, else the thesis's 30 px)",
+        "'python -m edgeemo_export.framing' stamps for this model name: its framing.json, else the thesis's 30 px)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -335,8 +336,8 @@ def run(
     if not result.finished:
         say("training not finished: export skipped (rerun the same command to continue)")
         return True
-    from export.framing import parse_framing, shipped_framing
-    from export.pipeline import parse_precisions
+    from edgeemo_export.framing import parse_framing, shipped_framing
+    from edgeemo_export.pipeline import parse_precisions
 
     model_name = name or cfg.architecture or resolve_architecture(cfg).export_options.name
     out = export_trained(

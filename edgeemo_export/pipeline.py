@@ -13,13 +13,13 @@ from typing import Any
 from edgeemo.errors import ExportError, InputError
 from edgeemo.runtime.assets import LAYOUT_SUFFIX, PRECISION_SUFFIX
 from edgeemo.runtime.spec import PRECISIONS, ModelSpec
-from export.card import CardFacts, write_card
-from export.faceset import FaceSet, parity_faces
-from export.fp16 import convert_fp16
-from export.fuse import fuse_models
-from export.keras_to_onnx import ExportOptions, export_fp32
-from export.onnx_meta import read_spec
-from export.parity import ParityReport, Thresholds, run_parity
+from edgeemo_export.card import CardFacts, write_card
+from edgeemo_export.faceset import FaceSet, parity_faces
+from edgeemo_export.fp16 import convert_fp16
+from edgeemo_export.fuse import fuse_models
+from edgeemo_export.keras_to_onnx import ExportOptions, export_fp32
+from edgeemo_export.onnx_meta import read_spec
+from edgeemo_export.parity import ParityReport, Thresholds, run_parity
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +44,20 @@ def parse_precisions(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def quantize(fp32_path: Path, out_path: Path, calibration: Path | None) -> dict[str, Any]:
-    """INT8 through :func:`export.int8.quantize_int8` (imported only when INT8 is asked for)."""
+    """INT8 through :func:`edgeemo_export.int8.quantize_int8` (imported only when INT8 is asked for)."""
     try:
-        from export.int8 import quantize_int8
+        from edgeemo_export.int8 import quantize_int8
     except ImportError as exc:
         raise ExportError(f"INT8 export is not available ({exc})") from exc
     return quantize_int8(fp32_path, out_path, calibration_dir=calibration)
 
 
 def write_avx512_layout(fp32: Path, folder: Path) -> Path | None:
-    """Write ``model.avx512.onnx`` (:mod:`export.channel_pad`) when padding changes the graph; else remove a stale
-    one and return None."""
+    """Write ``model.avx512.onnx`` (:mod:`edgeemo_export.channel_pad`) when padding changes the graph; else remove a
+    stale one and return None."""
     import onnx
 
-    from export.channel_pad import AVX512_BLOCK, PAD_KEY, pad_narrow_channels
+    from edgeemo_export.channel_pad import AVX512_BLOCK, PAD_KEY, pad_narrow_channels
 
     out = folder / LAYOUT_SUFFIX["avx512"]
     padded = pad_narrow_channels(onnx.load(str(fp32)), AVX512_BLOCK)

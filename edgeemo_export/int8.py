@@ -23,9 +23,9 @@ import onnx
 from edgeemo.errors import EdgeemoError, ExportError
 from edgeemo.runtime.model import EmotionModel
 from edgeemo.runtime.spec import METADATA_KEY, ModelSpec
-from export.bias_correction import add_zero_biases, correct_biases
-from export.calibration import augment, default_calibration_dir, load_calibration_set, make_reader
-from export.equalize import equalize
+from edgeemo_export.bias_correction import add_zero_biases, correct_biases
+from edgeemo_export.calibration import augment, default_calibration_dir, load_calibration_set, make_reader
+from edgeemo_export.equalize import equalize
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,9 @@ class Int8Options:
     """One quantization recipe; every field maps to an onnxruntime.quantization argument or extra option.
 
     ``equalize`` (None: off) rescales conv pairs so activation channels share one range before calibration;
-    the value is the strength for pairs whose second conv is not depthwise (see :mod:`export.equalize`).
+    the value is the strength for pairs whose second conv is not depthwise (see :mod:`edgeemo_export.equalize`).
     ``bias_correction`` re-centres each quantized conv's output channels on the float model's means
-    (see :mod:`export.bias_correction`). ``keep_float`` lists what stays in float: ``head`` (each output's
+    (see :mod:`edgeemo_export.bias_correction`). ``keep_float`` lists what stays in float: ``head`` (each output's
     last weighted layer and everything after it), ``stem`` (the first weighted layer), ``depthwise`` (grouped
     convolutions), op types (``Add``), or ``node:<name>``.
     """

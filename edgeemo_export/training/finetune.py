@@ -1,5 +1,5 @@
-"""Fine-tuning an existing model: its HDF5 (loaded through the allow-list of :func:`export.keras_io.load_keras`)
-becomes the starting point of the training loop, optionally with the fake quantization of :mod:`export.qat`
+"""Fine-tuning an existing model: its HDF5 (loaded through the allow-list of :func:`edgeemo_export.keras_io.load_keras`)
+becomes the starting point of the training loop, optionally with the fake quantization of :mod:`edgeemo_export.qat`
 (quantization-aware training) and distillation from its own original outputs.
 
 The model's facts (classes, input normalisation, framing, interpolation) come from the exported ``model.onnx``
@@ -18,7 +18,7 @@ from typing import Any
 from edgeemo.errors import InputError
 from edgeemo.runtime.assets import PRECISION_SUFFIX
 from edgeemo.runtime.spec import ModelSpec
-from export.training.architectures import Architecture, Built
+from edgeemo_export.training.architectures import Architecture, Built
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def source_spec(h5: Path) -> ModelSpec:
     """The metadata of the FP32 ONNX exported from ``h5`` (same folder), which holds the model's facts."""
     import onnx
 
-    from export.onnx_meta import read_spec
+    from edgeemo_export.onnx_meta import read_spec
 
     onnx_path = h5.parent / PRECISION_SUFFIX["fp32"]
     if not onnx_path.is_file():
@@ -39,7 +39,7 @@ def source_spec(h5: Path) -> ModelSpec:
         )
     spec = read_spec(onnx.load(str(onnx_path), load_external_data=False), str(onnx_path))
     if spec.source.sha256 and spec.source.file == h5.name:
-        from export.keras_io import sha256_file
+        from edgeemo_export.keras_io import sha256_file
 
         if sha256_file(h5) != spec.source.sha256:
             raise InputError(f"{h5}: differs from the file {onnx_path.name} was exported from (sha256 mismatch)")
@@ -48,8 +48,8 @@ def source_spec(h5: Path) -> ModelSpec:
 
 def fine_tune_architecture(h5: Path, qat: bool = False, calibration: Path | None = None) -> Architecture:
     """An :class:`Architecture` whose ``build`` loads ``h5`` (and a frozen copy as the distillation teacher)."""
-    from export.keras_io import inspect_h5
-    from export.keras_to_onnx import ExportOptions
+    from edgeemo_export.keras_io import inspect_h5
+    from edgeemo_export.keras_to_onnx import ExportOptions
 
     h5 = Path(h5)
     avoid_onednn_crash()
@@ -97,8 +97,8 @@ def avoid_onednn_crash() -> None:
 def _build(h5: Path, spec: ModelSpec, qat: bool, calibration: Path | None, n_classes: int) -> Built:
     import tensorflow as tf
 
-    from export.keras_io import import_tf_keras, load_keras
-    from export.qat import qat_graph
+    from edgeemo_export.keras_io import import_tf_keras, load_keras
+    from edgeemo_export.qat import qat_graph
 
     tf_keras = import_tf_keras()
     if len(spec.classes) != n_classes:
@@ -132,7 +132,7 @@ def _build(h5: Path, spec: ModelSpec, qat: bool, calibration: Path | None, n_cla
 def _calibration_tensor(h5: Path, calibration: Path | None) -> Any:
     """The INT8 export's calibration faces (default: the shipped set) as the runtime feeds them."""
     from edgeemo.runtime.model import EmotionModel
-    from export.calibration import load_calibration_set
+    from edgeemo_export.calibration import load_calibration_set
 
     fp32 = EmotionModel(h5.parent / PRECISION_SUFFIX["fp32"])
     return fp32.preprocess(list(load_calibration_set(calibration).images))

@@ -28,10 +28,10 @@ from edgeemo.runtime.spec import (
     Normalisation,
     SourceSpec,
 )
-from export import EXPORTER
-from export.keras_io import H5Info, load_keras
-from export.onnx_meta import canonical_names, name_batch_dim, rename_tensor, save_checked, write_spec
-from export.optimize import fold_input_normalisation
+from edgeemo_export import EXPORTER
+from edgeemo_export.keras_io import H5Info, load_keras
+from edgeemo_export.onnx_meta import canonical_names, name_batch_dim, rename_tensor, save_checked, write_spec
+from edgeemo_export.optimize import fold_input_normalisation
 
 log = logging.getLogger(__name__)
 
