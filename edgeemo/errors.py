@@ -71,6 +71,19 @@ class MissingDependencyError(EdgeemoError):
             msg += f" ({detail})"
         super().__init__(msg)
 
+    @classmethod
+    def unless_installed(cls, what: str, extra: str, modules: tuple[str, ...]) -> None:
+        """Raise for the first of ``modules`` that is not installed, before any work (and any traceback)."""
+        import importlib.util
+
+        for mod in modules:
+            try:
+                found = importlib.util.find_spec(mod) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                raise cls(what, extra, f"{mod} is not installed")
+
 
 class ExportError(EdgeemoError):
     """Export or parity checking failed."""

@@ -6,7 +6,6 @@ never loads TensorFlow.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,15 +42,6 @@ TrustOpt = Annotated[
 ]
 
 
-def _require_export_extra(command: str, modules: tuple[str, ...]) -> None:
-    """Refuse before any work (and any traceback) when a module of the ``export`` extra is not installed."""
-    for mod in modules:
-        try:
-            found = importlib.util.find_spec(mod) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            raise MissingDependencyError(f"edgeemo {command}", "export", f"{mod} is not installed")
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -121,7 +111,8 @@ def export_command(
     trust_lambda: TrustOpt = False,
 ) -> None:
     """Export a Keras HDF5 model to ONNX (FP32/FP16/INT8) with its facts embedded, then check parity."""
-    _require_export_extra("export", ("onnx",) if fuse else ("tensorflow", "tf_keras", "tf2onnx", "onnx", "h5py"))
+    modules = ("onnx",) if fuse else ("tensorflow", "tf_keras", "tf2onnx", "onnx", "h5py")
+    MissingDependencyError.unless_installed("edgeemo export", "export", modules)
     from edgeemo_export.framing import parse_framing
     from edgeemo_export.keras_to_onnx import ExportOptions
     from edgeemo_export.parity import Thresholds
@@ -176,7 +167,7 @@ def parity_command(
     trust_lambda: TrustOpt = False,
 ) -> None:
     """Compare an exported model's ONNX variants with the original Keras model on a face set."""
-    _require_export_extra("parity", ("tensorflow", "tf_keras", "onnx", "h5py"))
+    MissingDependencyError.unless_installed("edgeemo parity", "export", ("tensorflow", "tf_keras", "onnx", "h5py"))
     from edgeemo_export.parity import Thresholds, check_model_parity
 
     thresholds = Thresholds().with_overrides(threshold or [])

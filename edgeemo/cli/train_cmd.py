@@ -5,7 +5,6 @@ Needs the ``export`` extra (TensorFlow); nothing of it is imported until the com
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -16,17 +15,9 @@ import typer
 from edgeemo.cli.app import app
 from edgeemo.errors import ExportError, MissingDependencyError
 
-EXPORT_MODULES = ("export", "tensorflow", "tf_keras", "tf2onnx", "onnx", "h5py")
+EXPORT_MODULES = ("edgeemo_export", "tensorflow", "tf_keras", "tf2onnx", "onnx", "h5py")
 
 
-def _require_export_extra() -> None:
-    for mod in EXPORT_MODULES:
-        try:
-            found = importlib.util.find_spec(mod) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            raise MissingDependencyError("edgeemo train", "export", f"{mod} is not installed")
 
 
 @app.command("train")
@@ -77,11 +68,11 @@ def train_command(
     ),
 ) -> None:
     """Train a model (or fine-tune one, optionally quantization-aware), then export it and write its card."""
-    _require_export_extra()
+    MissingDependencyError.unless_installed("edgeemo train", "export", EXPORT_MODULES)
     from edgeemo_export.train import FER_TRAIN, RunConfig, run
     from edgeemo_export.training.loop import TrainOptions
 
-    logging.getLogger("export").setLevel(logging.INFO)
+    logging.getLogger("edgeemo_export").setLevel(logging.INFO)
     d = TrainOptions()
     options = replace(
         d,

@@ -18,6 +18,7 @@ from typing import Literal, TypeVar, get_args
 import numpy as np
 
 from edgeemo.errors import InputError
+from edgeemo.render.geometry import Rect
 from edgeemo.render.style import image_scale, line_thickness, line_width, scale_for, text_size
 from edgeemo.render.va_bars import PanelLayout, moved, panel_gap, panel_size
 from edgeemo.results import Box
@@ -31,27 +32,6 @@ _MIN_FONT = 0.35  # about 8 px high text: the smallest that still reads
 _MAX_FONT_PER_SCALE = 0.7  # at most the thesis's label size for the image
 _SHRINK = (1.0, 0.8, 0.64, 0.5)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Rect:
-    """Pixel rectangle, ``x2``/``y2`` exclusive."""
-
-    x1: int
-    y1: int
-    x2: int
-    y2: int
-
-    @property
-    def width(self) -> int:
-        return self.x2 - self.x1
-
-    @property
-    def height(self) -> int:
-        return self.y2 - self.y1
-
-    def within(self, width: int, height: int) -> bool:
-        return self.x1 >= 0 and self.y1 >= 0 and self.x2 <= width and self.y2 <= height
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edgeemo.errors import InputError
+from edgeemo.render.geometry import Rect
 from edgeemo.render.style import (
     AROUSAL_LABEL,
     BAR_TRACK,
@@ -45,23 +46,11 @@ MIN_UNIT = 0.8  # below this the text is unreadable
 
 
 @dataclass(frozen=True, slots=True)
-class PanelLayout:
+class PanelLayout(Rect):
     """Where the panel goes (``x1, y1, x2, y2`` in image pixels, may extend past a tiny image) and its scale."""
 
-    x1: int
-    y1: int
-    x2: int
-    y2: int
     unit: float
     bar: int  # bar length in pixels
-
-    @property
-    def width(self) -> int:
-        return self.x2 - self.x1
-
-    @property
-    def height(self) -> int:
-        return self.y2 - self.y1
 
 
 @dataclass(frozen=True, slots=True)
