@@ -31,6 +31,7 @@ from edgeemo.bench.flops import model_macs
 from edgeemo.bench.machine import machine_facts
 from edgeemo.bench.plan import CLASSIFIER_ORT, Budget, Config
 from edgeemo.bench.worker import MARKER
+from edgeemo.io.sinks import write_text_atomic
 
 log = logging.getLogger(__name__)
 SCHEMA = 1
@@ -116,7 +117,7 @@ def _prober(calls: int) -> Any:
 def write_results(doc: dict[str, Any], path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+    write_text_atomic(p, json.dumps(doc, indent=1, sort_keys=False) + "\n")
     return p
 
 

@@ -100,8 +100,10 @@ def bench_command(
     typer.echo(brief(doc))
     typer.echo(f"results: {path}")
     if table is not None:
+        from edgeemo.io.sinks import write_text_atomic
+
         table.parent.mkdir(parents=True, exist_ok=True)
-        table.write_text(markdown(doc, str(path)))
+        write_text_atomic(table, markdown(doc, str(path)))
         typer.echo(f"table: {table}")
 
 
