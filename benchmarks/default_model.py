@@ -5,8 +5,9 @@
 Variants: the default (mini-Xception), the trained thesis classifier (MobileNet v1 alpha 0.25, 128x128), the
 ensemble of the two (mean of their probabilities), each with and without horizontal-flip test-time augmentation
 (mean of the probabilities of the crop and its mirror). Every variant runs through the public API
-(``EmotionModel.preprocess`` / ``run_batch``), so the preprocessing is exactly the runtime's; the mirror is taken
-of the preprocessed batch (what a runtime flip option would do), and the same function is timed and scored.
+(``EmotionModel.preprocess`` / ``run_batch``), so the preprocessing is exactly the runtime's; flip is the runtime's own
+(``run_batch(..., flip=True)``: the mirror of the preprocessed batch, ``--flip``), and the same function is timed
+and scored.
 
 Issue 13's rule: a new default needs PublicTest accuracy >= 0.67 at no more than twice mini-Xception's compute
 per face. Compute is counted two ways, both relative to mini-Xception: multiply-adds per face (from the FP32
@@ -69,13 +70,8 @@ def probabilities(members: Sequence[Member], crops: Sequence[np.ndarray]) -> np.
     """Mean emotion probabilities of the members (each averaged over crop and mirror when it flips)."""
     total = None
     for m in members:
-        batch = m.model.preprocess(crops)
-        if m.flip:
-            width_axis = 3 if m.model.spec.input.layout == "NCHW" else 2
-            batch = np.concatenate([batch, np.flip(batch, axis=width_axis)])
-        probs = m.model.run_batch(batch).probabilities
-        assert probs is not None  # both models have an emotion head (checked at load)
-        p = (probs[: len(crops)] + probs[len(crops) :]) / 2 if m.flip else probs
+        p = m.model.run_batch(m.model.preprocess(crops), flip=m.flip).probabilities
+        assert p is not None  # both models have an emotion head (checked at load)
         total = p if total is None else total + p
     assert total is not None
     return total / len(members)

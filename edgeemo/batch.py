@@ -86,7 +86,8 @@ class ClassifyJob:
              "margin_ratio": rt.margin_ratio}
             if self.detect else {}
         )  # fmt: skip
-        return run_key(pipe.model.path, {"precision": rt.precision, "detect": self.detect, **framing})
+        flip = {"flip": True} if rt.flip else {}  # absent without flip: earlier journals' keys stay valid
+        return run_key(pipe.model.path, {"precision": rt.precision, "detect": self.detect, **framing, **flip})
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ class PipelineOptions:
     margin_ratio: float | None = None
     va_models: tuple[str, ...] = ()
     derive_va: bool = True
+    flip: bool = False  # average each crop with its mirror (twice the model's compute)
 
 
 class Pipeline:
@@ -98,7 +99,8 @@ class Pipeline:
     ``model`` is a model name, folder, ``.onnx`` path or a loaded :class:`EmotionModel`; ``detector`` a
     registered detector name, a detector object, or None for a pipeline that only classifies crops. A detector
     built here from its name is closed by :meth:`close`; one passed in belongs to the caller. ``margin``
-    (pixels per side), ``margin_ratio`` (fraction of the box) or ``framing`` replace the model's framing.
+    (pixels per side), ``margin_ratio`` (fraction of the box) or ``framing`` replace the model's framing. With
+    ``flip`` every model runs on the crops and their mirrors (:meth:`EmotionModel.run_batch`).
     """
 
     def __init__(
@@ -113,10 +115,12 @@ class Pipeline:
         va_models: Sequence[str | os.PathLike[str]] = (),
         derive_va: bool = True,
         framing: Framing | None = None,
+        flip: bool = False,
     ) -> None:
         if framing is not None and framing.problems():
             raise InputError("; ".join(framing.problems()))
         override = framing or framing_override(margin, margin_ratio)
+        self.flip = flip
         self.model = model if isinstance(model, EmotionModel) else EmotionModel.load(model, precision, session_options)
         spec = self.model.spec
         if EMOTION_HEAD not in spec.head_names:
@@ -155,6 +159,7 @@ class Pipeline:
             margin_ratio=options.margin_ratio,
             va_models=options.va_models,
             derive_va=options.derive_va,
+            flip=options.flip,
         )
 
     def _load_va(self, path: str | os.PathLike[str], precision: str, options: SessionOptions | None) -> _VAModel:
@@ -284,13 +289,13 @@ class Pipeline:
         if len(crops) == 0:
             return []
         batch = self.model.preprocess(crops)
-        out = self.model.run_batch(batch)
+        out = self.model.run_batch(batch, flip=self.flip)
         probs = out.probabilities
         if probs is None:  # excluded in __init__; kept for type narrowing
             raise ModelError(f"{self.model.path}: no emotion output")
         va: dict[str, np.ndarray] = {h: out.heads[h] for h in VA_HEADS if h in out.heads}
         for v in self._va:
-            vout = v.model.run_batch(batch if v.shares_input else v.model.preprocess(crops))
+            vout = v.model.run_batch(batch if v.shares_input else v.model.preprocess(crops), flip=self.flip)
             va.update({h: vout.heads[h] for h in v.heads})
         source: VASource | None = "model" if va else None
         if not va and self._derive is not None:

@@ -135,6 +135,15 @@ MarginRatioOpt = Annotated[
         rich_help_panel=FACES_PANEL,
     ),
 ]
+FlipOpt = Annotated[
+    bool,
+    typer.Option(
+        "--flip",
+        help="Also classify each face's mirror image and average the two (horizontal-flip test-time "
+        "augmentation): a little more accurate at twice the classifier's compute (docs/default-model.md).",
+        rich_help_panel=_RUNTIME,
+    ),
+]
 _PIPELINE = PipelineOptions()
 _SESSION = SessionOptions()
 # The runtime options every pipeline command takes: parameter -> (declaration, default from the library).
@@ -150,6 +159,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "trt_cache": (TrtCacheOpt, _SESSION.trt_cache_dir),
     "va": (VaOpt, None),
     "derive_va": (DeriveVaOpt, _PIPELINE.derive_va),
+    "flip": (FlipOpt, _PIPELINE.flip),
     "detector": (DetectorOpt, _PIPELINE.detector),
     "detector_option": (DetectorOptionOpt, None),
     "margin": (MarginOpt, _PIPELINE.margin),
@@ -170,6 +180,7 @@ def pipeline_options(
     trt_cache: Path | None = None,
     va: list[Path] | None = None,
     derive_va: bool = _PIPELINE.derive_va,
+    flip: bool = _PIPELINE.flip,
     detector: str | None = _PIPELINE.detector,
     detector_option: list[str] | None = None,
     margin: float | None = _PIPELINE.margin,
@@ -195,4 +206,5 @@ def pipeline_options(
         margin_ratio=margin_ratio,
         va_models=tuple(str(p) for p in va or ()),
         derive_va=derive_va,
+        flip=flip,
     )

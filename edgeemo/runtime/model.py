@@ -40,7 +40,8 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ModelOutput:
-    """Raw per-head outputs of one batch: ``heads[name]`` has shape (N, C) or (N,) for regression."""
+    """Per-head outputs of one batch: ``heads[name]`` has shape (N, C) or (N,) for regression (raw, or the
+    crop-and-mirror means with ``flip``)."""
 
     heads: dict[str, np.ndarray]
     probabilities: np.ndarray | None  # (N, C) emotion probabilities, softmaxed where the head gives logits
@@ -145,10 +146,34 @@ class EmotionModel:
             batch = np.rint(batch).clip(0, 255).astype(np.uint8)
         return batch
 
-    def run_batch(self, batch: np.ndarray) -> ModelOutput:
-        """Run a preprocessed batch and split it by head; batches above ``batch_slice`` run in slices."""
+    def run_batch(self, batch: np.ndarray, *, flip: bool = False) -> ModelOutput:
+        """Run a preprocessed batch and split it by head; batches above ``batch_slice`` run in slices.
+
+        With ``flip`` the batch and its mirror (along the width) run as one doubled batch and each head is the mean
+        of the two: of the values for regression and probability heads, of the softmax for logits heads (whose
+        entry then holds probabilities).
+        """
         if len(batch) == 0:
             return ModelOutput({h.name: np.zeros((0,)) for h in self.spec.outputs}, None)
+        if not flip:
+            heads = self._heads(batch)
+            probs = None
+            if EMOTION_HEAD in heads:
+                raw = heads[EMOTION_HEAD]
+                probs = softmax(raw) if self.spec.head(EMOTION_HEAD).kind == "logits" else raw
+            return ModelOutput(heads, probs)
+        n = len(batch)
+        width_axis = 3 if self.spec.input.layout == "NCHW" else 2
+        both = self._heads(np.concatenate([batch, np.flip(batch, axis=width_axis)]))
+        kinds = {h.name: h.kind for h in self.spec.outputs}
+        heads = {}
+        for name, a in both.items():
+            values = softmax(a) if kinds[name] == "logits" else a
+            heads[name] = (values[:n] + values[n:]) / np.float32(2)
+        return ModelOutput(heads, heads.get(EMOTION_HEAD))
+
+    def _heads(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """The session's outputs of a non-empty batch, one float32 array per head (regression heads flat)."""
         n = self.batch_slice
         if n and len(batch) > n:
             parts = [
@@ -159,25 +184,21 @@ class EmotionModel:
         else:
             outs = self.session.run(self._out_names, {self.spec.input.name: batch})
         heads: dict[str, np.ndarray] = {}
-        probs = None
         for head, arr in zip(self.spec.outputs, outs):
             a = np.asarray(arr, dtype=np.float32)
             if head.kind == "regression":
                 heads[head.name] = a.reshape(len(batch), -1)[:, 0]
             else:
                 heads[head.name] = a.reshape(len(batch), -1)
-        if EMOTION_HEAD in heads:
-            kind = self.spec.head(EMOTION_HEAD).kind
-            raw = heads[EMOTION_HEAD]
-            probs = softmax(raw) if kind == "logits" else raw
-        return ModelOutput(heads, probs)
+        return heads
 
-    def run(self, crops: Sequence[np.ndarray]) -> ModelOutput:
-        return self.run_batch(self.preprocess(crops))
+    def run(self, crops: Sequence[np.ndarray], *, flip: bool = False) -> ModelOutput:
+        """Preprocess and run ``crops`` (with ``flip``, averaged with their mirrors: :meth:`run_batch`)."""
+        return self.run_batch(self.preprocess(crops), flip=flip)
 
-    def predict(self, crops: Sequence[np.ndarray]) -> list[Prediction]:
+    def predict(self, crops: Sequence[np.ndarray], *, flip: bool = False) -> list[Prediction]:
         """Predictions for a list of crops; VA fields are filled when the model has valence/arousal heads."""
-        out = self.run(crops)
+        out = self.run(crops, flip=flip)
         return predictions_from_output(out, self.spec.classes)
 
 
