@@ -121,3 +121,21 @@ def test_cli_flip_changes_the_run_key_so_classify_reruns(tmp_path: Path, astrona
     assert "(0 new, 4 already done)" in kept.stdout
     back = runner.invoke(app, args)
     assert "4 re-run" in back.stdout and _read(probs) == plain
+
+
+def test_ray_classify_actors_get_flip_from_the_job(tmp_path: Path, astronaut_bgr: np.ndarray) -> None:
+    """The body of a Ray classify actor (run here, without Ray) builds its pipeline and run key with flip."""
+    from edgeemo.batch import ClassifyJob, read_input
+    from edgeemo.distributed import ClassifyWorker, worker_paths
+
+    path = tmp_path / "face.png"
+    cv2.imwrite(str(path), astronaut_bgr[45:195, 150:280])
+    plain = ClassifyWorker(ClassifyJob(worker_paths(PipelineOptions())))
+    flip = ClassifyWorker(ClassifyJob(worker_paths(PipelineOptions(flip=True))))
+    assert flip.pipe is not None and flip.pipe.flip and plain.pipe is not None and not plain.pipe.flip
+    assert flip.facts().key != plain.facts().key
+    item = read_input("face.png", path, ClassifyJob(PipelineOptions()).max_pixels)
+    (row,), (plain_row,) = flip.classify([item]).rows, plain.classify([item]).rows
+    assert row[4:] != plain_row[4:]
+    want = flip.pipe.model.run([read_image(path)], flip=True).probabilities
+    np.testing.assert_allclose(np.array(row[4:], float), want[0], atol=1e-4)  # type: ignore[index]
