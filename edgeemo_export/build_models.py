@@ -142,6 +142,7 @@ def build_thesis(faces: FaceSet) -> list[ExportResult]:
         "data can be reached), so the model is marked untrained: the one-call VA form for speed and parity work. "
         "For labels use thesis-mobilenet (the same emotion outputs) or mini-xception.",
         weights="untrained",
+        untrained_heads=("valence", "arousal"),
         licence="MIT (edgeemo project; architecture from keras.applications, Apache-2.0); classifier trained on "
         "FER2013 (research dataset, Goodfellow et al. 2013)",
         provenance="edgeemo_export/fuse.py from thesis-mobilenet (trained), thesis-valence and thesis-arousal "

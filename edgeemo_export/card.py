@@ -26,10 +26,12 @@ INT8_ISA = "int8_isa.json"  # written by edgeemo_export/isa_parity.py
 
 @dataclass(frozen=True)
 class CardFacts:
-    """What a card says beyond the metadata; ``weights`` is ``trained`` or ``untrained``."""
+    """What a card says beyond the metadata; ``weights`` is ``trained`` or ``untrained``, and ``untrained_heads``
+    names the untrained heads when only some are (empty: all heads are as ``weights`` says)."""
 
     description: str = ""
     weights: str = "trained"
+    untrained_heads: tuple[str, ...] = ()
     licence: str = "not stated"
     provenance: str = ""
     notes: tuple[str, ...] = ()
@@ -69,6 +71,7 @@ def write_card(
         "name": spec.name,
         "description": facts.description,
         "weights": facts.weights,
+        **({"untrained_heads": list(facts.untrained_heads)} if facts.untrained_heads else {}),
         "licence": facts.licence,
         "provenance": facts.provenance,
         "notes": list(facts.notes),
@@ -125,10 +128,17 @@ def render_readme(card: dict[str, Any]) -> str:
     meta = card["metadata"]
     i = meta["input"]
     lines = [f"# {card['name']}", ""]
-    if card["weights"] == "untrained":
+    partial = card.get("untrained_heads")
+    if partial:
         lines += [
-            "**UNTRAINED WEIGHTS** (all or some heads: see below). For compatibility, speed and parity work "
-            "only; never use its outputs as predictions.",
+            f"**UNTRAINED HEADS: {', '.join(partial)}** (the other heads are trained). For compatibility, speed "
+            "and parity work only; never use those outputs as predictions.",
+            "",
+        ]
+    elif card["weights"] == "untrained":
+        lines += [
+            "**UNTRAINED WEIGHTS**. For compatibility, speed and parity work only; never use its outputs as "
+            "predictions.",
             "",
         ]
     lines += [card["description"], "", f"- Licence: {card['licence']}", f"- Provenance: {card['provenance']}"]

@@ -104,6 +104,8 @@ def test_untrained_load_warns_once_per_model(
     warned = [r.getMessage() for r in caplog.records if "UNTRAINED" in r.getMessage()]
     assert len(warned) == 2, warned
     assert warned[0].startswith("my-random:") and warned[1].startswith("thesis-fused:")
+    assert "outputs mean nothing" in warned[0]  # no head named: the whole model is untrained
+    assert "UNTRAINED heads valence, arousal" in warned[1] and warned[1].endswith("trained heads: emotion"), warned[1]
 
 
 def test_nothing_untrained_is_called_recommended() -> None:

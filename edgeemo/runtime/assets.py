@@ -113,15 +113,36 @@ def card_accuracy(card: dict[str, Any], file_name: str = PRECISION_SUFFIX["fp32"
     return None
 
 
+def untrained_heads(card: dict[str, Any]) -> tuple[str, ...]:
+    """The heads the card names untrained when only some are (``"untrained_heads"``); () when it names none."""
+    heads = card.get("untrained_heads")
+    return tuple(h for h in heads if isinstance(h, str)) if isinstance(heads, list) else ()
+
+
 _warned_untrained: set[Path] = set()
 
 
 def warn_if_untrained(model_file: Path) -> None:
-    """Log once per model folder and process when the card next to ``model_file`` marks its weights untrained."""
+    """Log once per model folder and process when the card next to ``model_file`` marks its weights untrained,
+    naming the untrained heads when the card says only some are."""
     folder = model_file.resolve().parent
-    if folder in _warned_untrained or not is_untrained(read_card(folder)):
+    if folder in _warned_untrained:
+        return
+    card = read_card(folder)
+    if not is_untrained(card):
         return
     _warned_untrained.add(folder)
+    partial = untrained_heads(card)
+    if partial:
+        outputs = (card.get("metadata") or {}).get("outputs") or ()
+        trained = [str(o.get("name")) for o in outputs if isinstance(o, dict) and o.get("name") not in partial]
+        log.warning(
+            "%s: UNTRAINED heads %s (its card.json says so): those outputs mean nothing; trained heads: %s",
+            folder.name,
+            ", ".join(partial),
+            ", ".join(trained) or "none",
+        )
+        return
     log.warning(
         "%s: UNTRAINED weights (its card.json says so): its outputs mean nothing; for speed and compatibility "
         "work only (for labels use %s)",
