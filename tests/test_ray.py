@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeemo.cli import app
+from edgeemo.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -195,3 +196,24 @@ def test_video_sources_expand_from_folders_and_lists(tmp_path: Path) -> None:
     got = expand_sources([str(videos), str(listing), "x.mp4"])
     assert got == [str(videos / "2.mov"), str(videos / "10.mp4"), str(tmp_path / "videos/2.mov"), "rtsp://cam/1", "0",
                    "x.mp4"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("classify", "DIR", "--actors", "2"),
+        ("classify", "DIR", "--address", "auto"),
+        ("classify", "DIR", "--engine", "ray", "--workers", "2"),
+        ("video", "--address", "auto"),
+    ],
+)
+def test_scale_out_options_of_the_other_engine_are_refused_before_work(args: tuple[str, ...], tmp_path: Path) -> None:
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((48, 48), 128, np.uint8))
+    argv = [str(folder) if a == "DIR" else a for a in args]
+    out = tmp_path / "out" / ("submission.csv" if args[0] == "classify" else "")
+    result = runner.invoke(app, [*argv, "--out" if args[0] == "classify" else "--out-dir", str(out)])
+    assert isinstance(result.exception, InputError), result.output  # exit 2 at the CLI's edge
+    assert "for --engine" in str(result.exception)
+    assert not (tmp_path / "out").exists()  # refused before any output was prepared

@@ -138,6 +138,8 @@ def video_command(
 
         videos_on_ray(sources or [], outputs, show, out_dir, runtime, options, va_bars, address)
         return
+    if address is not None:
+        raise InputError("--address is for --engine ray")
     if sources and len(sources) > 1:
         raise InputError(f"{len(sources)} sources: give one, or run them all with --engine ray")
     bar = ProgressBar(Console(stderr=True))
