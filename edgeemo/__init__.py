@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "read_image": "edgeemo.io.images",
     "EmotionModel": "edgeemo.runtime.model",
     "Pipeline": "edgeemo.pipeline",
+    "PipelineOptions": "edgeemo.pipeline",
     "Box": "edgeemo.results",
     "Face": "edgeemo.results",
     "FaceResult": "edgeemo.results",
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from edgeemo.detectors import create_detector, list_detectors
     from edgeemo.errors import DecodeError, DeviceError, EdgeemoError, InputError, MissingDependencyError, ModelError
     from edgeemo.io.images import read_image
-    from edgeemo.pipeline import Pipeline
+    from edgeemo.pipeline import Pipeline, PipelineOptions
     from edgeemo.render.annotate import annotate
     from edgeemo.results import Box, Face, FaceResult, FrameResult, Prediction
     from edgeemo.runtime.model import EmotionModel
@@ -90,6 +91,7 @@ __all__ = [
     "ModelError",
     "ModelSpec",
     "Pipeline",
+    "PipelineOptions",
     "Prediction",
     "SessionOptions",
     "VideoOptions",
