@@ -157,20 +157,20 @@ class EmotionModel:
             return ModelOutput({h.name: np.zeros((0,)) for h in self.spec.outputs}, None)
         if not flip:
             heads = self._heads(batch)
-            probs = None
-            if EMOTION_HEAD in heads:
-                raw = heads[EMOTION_HEAD]
-                probs = softmax(raw) if self.spec.head(EMOTION_HEAD).kind == "logits" else raw
-            return ModelOutput(heads, probs)
+            emotion = heads.get(EMOTION_HEAD)
+            return ModelOutput(heads, None if emotion is None else self._as_probabilities(EMOTION_HEAD, emotion))
         n = len(batch)
         width_axis = 3 if self.spec.input.layout == "NCHW" else 2
         both = self._heads(np.concatenate([batch, np.flip(batch, axis=width_axis)]))
-        kinds = {h.name: h.kind for h in self.spec.outputs}
         heads = {}
         for name, a in both.items():
-            values = softmax(a) if kinds[name] == "logits" else a
+            values = self._as_probabilities(name, a)
             heads[name] = (values[:n] + values[n:]) / np.float32(2)
         return ModelOutput(heads, heads.get(EMOTION_HEAD))
+
+    def _as_probabilities(self, head: str, values: np.ndarray) -> np.ndarray:
+        """A logits head's softmax; any other head's values as they are."""
+        return softmax(values) if self.spec.head(head).kind == "logits" else values
 
     def _heads(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The session's outputs of a non-empty batch, one float32 array per head (regression heads flat)."""
